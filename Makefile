@@ -1,0 +1,39 @@
+# rivetr: `make run` starts the daemon with local defaults, `make test` runs
+# every test (the end-to-end ones against a real container engine).
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BIN       := bin/rivetr
+DATA_DIR  ?= $(CURDIR)/.rivetr
+
+.PHONY: build run test test-unit lint bench engine clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rivetr
+
+# Local defaults from the CONTRACT: data in ./.rivetr, SSH :2222, proxy HTTP
+# :8080, HTTPS off, API :8000, domain localhost.
+run: build engine
+	RIVETR_DATA_DIR=$(DATA_DIR) RIVETR_SSH_ADDR=:2222 RIVETR_HTTP_ADDR=:8080 \
+	RIVETR_HTTPS_ADDR= RIVETR_API_ADDR=:8000 RIVETR_DOMAIN=localhost \
+	./$(BIN) serve
+
+# Installs (when missing) and starts the container engine, saying what it does.
+engine:
+	@scripts/engine.sh
+
+test: build engine
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,36 @@
+package commands
+
+import (
+	"context"
+	"path/filepath"
+)
+
+// Deps are what the core namespaces need.
+type Deps struct {
+	Apps    appService
+	Version string
+	DataDir string
+}
+
+// RegisterCore adds the core namespaces: apps, config, ssh-keys, version.
+func RegisterCore(r *Registry, d Deps) {
+	registerApps(r, d)
+	registerConfig(r, d)
+	registerSSHKeys(r, d)
+	ns := r.Namespace("version", "Print the rivetr version")
+	r.Add(ns, Command{
+		Name: "version", Usage: "version", Help: "Print the rivetr version",
+		Run: func(ctx context.Context, s *Session, args []string) error {
+			if len(args) > 0 {
+				return Failf("Usage: rivetr version")
+			}
+			s.Println("rivetr " + d.Version)
+			return nil
+		},
+	})
+}
+
+// repoDir is where an app's bare git repository lives.
+func (d Deps) repoDir(app string) string {
+	return filepath.Join(d.DataDir, "repos", app+".git")
+}
