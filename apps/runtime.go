@@ -1,0 +1,95 @@
+package apps
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Labels every container and image rivetr creates carries, so an operator
+// (and rivetr after a restart) can find them.
+const (
+	LabelApp     = "rivetr.app"
+	LabelProcess = "rivetr.process"
+	LabelService = "rivetr.service"
+	LabelRelease = "rivetr.release"
+	LabelManaged = "rivetr.managed" // "true" on everything rivetr made
+)
+
+// Network is the user-defined engine network every app and service joins.
+const Network = "rivetr"
+
+// ContainerSpec describes a container to create and start.
+type ContainerSpec struct {
+	Name          string            // engine container name, derived from validated names only
+	Image         string            // image reference or ID
+	Cmd           []string          // nil runs the image's default command
+	Env           map[string]string // environment, including PORT for web
+	Labels        map[string]string // at least LabelApp/LabelService and LabelProcess
+	Port          int               // port the process listens on; 0 for none
+	RestartPolicy string            // "no", "always", "unless-stopped", "on-failure[:N]"
+	Aliases       []string          // DNS aliases on the rivetr network
+	Stdin         bool              // keep stdin open (one-off containers)
+}
+
+// Container is a container as the engine reports it.
+type Container struct {
+	ID      string
+	Name    string
+	Image   string
+	Labels  map[string]string
+	Running bool
+	State   string // engine's state word: created, running, exited, ...
+	// Addr is host:port where rivetr reaches the container's Port: its IP
+	// on the rivetr network, or a loopback-published port when that network
+	// is not reachable from the host (rootless Podman). Empty if no Port.
+	Addr string
+}
+
+// Runtime runs containers on a container engine (Docker, or Podman through
+// its Docker-compatible API).
+type Runtime interface {
+	// Name is "docker" or "podman".
+	Name() string
+	// EnsureNetwork creates the rivetr network if it is missing.
+	EnsureNetwork(ctx context.Context) error
+	// Run creates and starts a container.
+	Run(ctx context.Context, spec ContainerSpec) (Container, error)
+	// Stop sends SIGTERM, then SIGKILL after timeout.
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	// Remove force-removes a container (and its anonymous volumes).
+	Remove(ctx context.Context, id string) error
+	// List returns containers (running or not) whose labels match all of labels.
+	List(ctx context.Context, labels map[string]string) ([]Container, error)
+	// Inspect returns one container.
+	Inspect(ctx context.Context, id string) (Container, error)
+	// RemoveImage removes an image rivetr built; a missing image is not an error.
+	RemoveImage(ctx context.Context, ref string) error
+	// Images lists image references carrying all of labels.
+	Images(ctx context.Context, labels map[string]string) ([]string, error)
+}
+
+// ImageBuild is one image build from a directory with a Dockerfile.
+type ImageBuild struct {
+	Dir        string            // build context
+	Dockerfile string            // path relative to Dir
+	Tag        string            // e.g. "rivetr/myapp:3"
+	Labels     map[string]string // image labels
+	BuildArgs  map[string]string
+	Out        io.Writer // the build log, streamed as it comes
+}
+
+// ImageBuilder builds images from a Dockerfile context; the runtime
+// implements it through the engine.
+type ImageBuilder interface {
+	BuildImage(ctx context.Context, b ImageBuild) error
+}
+
+// Router maps hosts to the upstreams that serve them.
+type Router interface {
+	// SetRoute routes every host in hosts to upstreams (host:port), replacing
+	// any previous route of app atomically.
+	SetRoute(app string, hosts []string, upstreams []string)
+	// RemoveRoute stops routing app.
+	RemoveRoute(app string)
+}
