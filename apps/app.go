@@ -58,5 +58,7 @@ type Store interface {
 	// when byFingerprint is set.
 	RemoveSSHKey(ctx context.Context, nameOrFingerprint string, byFingerprint bool) error
 
+	ReleaseStore
+
 	Close() error
 }

@@ -18,6 +18,10 @@ var (
 	ErrKeyNameTaken   = errors.New("ssh key name already taken")
 	ErrAppLocked      = errors.New("app is locked")
 	ErrUnknownSetting = errors.New("unknown setting")
+	ErrTokenNotFound  = errors.New("token not found")
+	ErrTokenExists    = errors.New("token already exists")
+	ErrDeployFailed   = errors.New("deploy failed")
+	ErrNoRelease      = errors.New("app has no release")
 )
 
 // Error is an error with a message meant for the user and a sentinel kind

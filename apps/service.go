@@ -13,6 +13,20 @@ import (
 type Service struct {
 	store Store
 	now   func() time.Time
+
+	onDestroy []func(ctx context.Context, app string) error
+	onRename  []func(ctx context.Context, oldName, newName string) error
+}
+
+// OnDestroy registers fn to run before an app's state is deleted (remove
+// its containers, repository, ...). An error keeps the app.
+func (s *Service) OnDestroy(fn func(ctx context.Context, app string) error) {
+	s.onDestroy = append(s.onDestroy, fn)
+}
+
+// OnRename registers fn to run after an app is renamed in the store.
+func (s *Service) OnRename(fn func(ctx context.Context, oldName, newName string) error) {
+	s.onRename = append(s.onRename, fn)
 }
 
 // NewService returns a Service over store.
@@ -58,6 +72,11 @@ func (s *Service) Destroy(ctx context.Context, name string) error {
 	if _, err := s.App(ctx, name); err != nil {
 		return err
 	}
+	for _, fn := range s.onDestroy {
+		if err := fn(ctx, name); err != nil {
+			return fmt.Errorf("destroy %s: %w", name, err)
+		}
+	}
 	return s.store.DeleteApp(ctx, name)
 }
 
@@ -69,7 +88,15 @@ func (s *Service) Rename(ctx context.Context, oldName, newName string) error {
 	if err := ValidateAppName(newName); err != nil {
 		return err
 	}
-	return s.store.RenameApp(ctx, oldName, newName)
+	if err := s.store.RenameApp(ctx, oldName, newName); err != nil {
+		return err
+	}
+	for _, fn := range s.onRename {
+		if err := fn(ctx, oldName, newName); err != nil {
+			return fmt.Errorf("rename %s to %s: %w", oldName, newName, err)
+		}
+	}
+	return nil
 }
 
 // Clone creates newName with a copy of oldName's config and settings.

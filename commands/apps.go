@@ -24,6 +24,7 @@ type appService interface {
 	UpdateEnv(ctx context.Context, scope string, change apps.EnvChange) error
 	Settings(ctx context.Context, scope, namespace string) (map[string]string, error)
 	SetSetting(ctx context.Context, scope, namespace, key, value string) error
+	Setting(ctx context.Context, app, namespace, key, def string) (string, error)
 	Store() apps.Store
 }
 

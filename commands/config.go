@@ -22,7 +22,7 @@ const MaxImport = 4 << 20
 func registerConfig(r *Registry, d Deps) {
 	ns := r.Namespace("config", "Manage global and app-specific config vars")
 	r.Add(ns,
-		Command{Name: "config", Usage: "config (<app>|--global)", Help: "Pretty-print an app or global environment (same as config:show)", Run: d.configShow},
+		Command{Name: "config", ArgsRequired: true, Usage: "config (<app>|--global)", Help: "Pretty-print an app or global environment (same as config:show)", Run: d.configShow},
 		Command{Name: "config:show", Usage: "config:show (<app>|--global) [--merged]", Help: "Pretty-print an app or global environment", Run: d.configShow},
 		Command{Name: "config:get", Usage: "config:get (<app>|--global) [--merged] [--quoted] KEY", Help: "Display a global or app-specific config value", Run: d.configGet},
 		Command{Name: "config:set", Usage: "config:set [--encoded] [--no-restart] (<app>|--global) KEY1=VALUE1 [KEY2=VALUE2 ...]", Help: "Set one or more config vars", Run: d.configSet},
@@ -256,7 +256,7 @@ func (d Deps) configImport(ctx context.Context, s *Session, args []string) error
 		if !s.Admin {
 			return Failf("config:import reads a FILE only on the server; over SSH pipe it to stdin")
 		}
-		f, err := os.Open(c.rest[0])
+		f, err := os.Open(s.Path(c.rest[0]))
 		if err != nil {
 			return Failf("Cannot read %s: %v", c.rest[0], errors.Unwrap(err))
 		}

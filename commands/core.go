@@ -7,16 +7,20 @@ import (
 
 // Deps are what the core namespaces need.
 type Deps struct {
-	Apps    appService
-	Version string
-	DataDir string
+	Apps     appService
+	Deployer deployer // nil when deploys are not wired (tests of the language)
+	Version  string
+	DataDir  string
 }
 
-// RegisterCore adds the core namespaces: apps, config, ssh-keys, version.
+// RegisterCore adds the core namespaces: apps, config, ssh-keys, git,
+// builder-dockerfile, ps, tokens, version.
 func RegisterCore(r *Registry, d Deps) {
 	registerApps(r, d)
 	registerConfig(r, d)
 	registerSSHKeys(r, d)
+	registerGit(r, d)
+	registerTokens(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",

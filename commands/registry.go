@@ -16,7 +16,10 @@ type Command struct {
 	Help      string // one line
 	Hidden    bool   // not listed in help (internal commands such as git hooks)
 	AdminOnly bool   // only the local CLI may run it
-	Run       func(ctx context.Context, s *Session, args []string) error
+	// ArgsRequired makes a namespace's bare command print the namespace
+	// help when called with no arguments (`config` alone), as Dokku does.
+	ArgsRequired bool
+	Run          func(ctx context.Context, s *Session, args []string) error
 }
 
 // Namespace groups commands under one prefix with a one-line description.
@@ -123,7 +126,7 @@ func (r *Registry) Run(ctx context.Context, s *Session, argv []string) (code int
 		writeError(s.Stderr, fmt.Sprintf("`%s` is not a rivetr command.", clipArg(name)))
 		return ExitFailure
 	}
-	if isNS && len(rest) == 0 && s.appFlag == "" {
+	if isNS && cmd.ArgsRequired && len(rest) == 0 && s.appFlag == "" {
 		// A namespace alone ("config") prints its help, as in Dokku.
 		return r.helpFor(s, name)
 	}

@@ -3,6 +3,7 @@ package commands
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 )
 
@@ -19,7 +20,19 @@ type Session struct {
 	Force bool
 	Quiet bool
 
+	// Dir is the local CLI's working directory, for relative FILE arguments.
+	Dir string
+
 	appFlag string // the global --app, put before the command's arguments
+}
+
+// Path resolves a FILE argument of an admin command against the caller's
+// working directory.
+func (s *Session) Path(p string) string {
+	if filepath.IsAbs(p) || s.Dir == "" {
+		return p
+	}
+	return filepath.Join(s.Dir, p)
 }
 
 // Step prints "-----> msg" unless --quiet.

@@ -33,7 +33,7 @@ func (d Deps) keysAdd(ctx context.Context, s *Session, args []string) error {
 	}
 	var src io.Reader = s.Stdin
 	if path != "-" {
-		f, err := os.Open(path)
+		f, err := os.Open(s.Path(path))
 		if err != nil {
 			return Failf("Cannot read key file %s: %v", path, err)
 		}

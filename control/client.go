@@ -18,6 +18,11 @@ var ErrNotRunning = errors.New("rivetr is not running")
 // Call sends args to the daemon at socket, relays stdin, stdout and stderr,
 // and returns the command's exit status.
 func Call(socket string, args []string, st Streams) (int, error) {
+	return CallEnv(socket, Request{Args: args}, st)
+}
+
+// CallEnv is Call with a full request, environment included.
+func CallEnv(socket string, r Request, st Streams) (int, error) {
 	conn, err := net.Dial("unix", socket)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -26,7 +31,7 @@ func Call(socket string, args []string, st Streams) (int, error) {
 		return 1, fmt.Errorf("connect to %s: %w", socket, err)
 	}
 	defer conn.Close()
-	req, err := json.Marshal(Request{Args: args})
+	req, err := json.Marshal(r)
 	if err != nil {
 		return 1, err
 	}

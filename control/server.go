@@ -18,6 +18,12 @@ import (
 // Request is what the client sends first.
 type Request struct {
 	Args []string `json:"args"`
+	// Env carries the few environment variables a git hook passes on
+	// (GIT_DIR, GIT_QUARANTINE_PATH, RIVETR_PUSHER, PWD).
+	Env map[string]string `json:"env,omitempty"`
+	// Dir is the client's working directory: relative FILE arguments of
+	// admin commands are resolved against it, not the daemon's.
+	Dir string `json:"dir,omitempty"`
 }
 
 // Streams are one command's standard streams.
@@ -106,6 +112,9 @@ func (s *Server) serveConn(conn net.Conn) {
 	defer conn.Close()
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	kind, payload, err := readFrame(conn)
+	if errors.Is(err, io.EOF) {
+		return // a liveness probe: connected and closed
+	}
 	if err != nil || kind != kindRequest {
 		s.log.Warn().Err(err).Msg("bad control request")
 		return

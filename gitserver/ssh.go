@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/gliderlabs/ssh"
@@ -35,6 +37,9 @@ type KeyFinder interface {
 
 // SSHServer serves commands (and, later, git) over SSH.
 type SSHServer struct {
+	// Git serves git-receive-pack and git-upload-pack; nil refuses them.
+	Git *Access
+
 	srv  *ssh.Server
 	ln   net.Listener
 	keys KeyFinder
@@ -44,13 +49,9 @@ type SSHServer struct {
 
 type ctxKey struct{}
 
-// NewSSH listens on addr at once, so a busy port is reported before the
-// daemon says it started.
-func NewSSH(addr string, hostKey gossh.Signer, keys KeyFinder, run Runner, log zerolog.Logger) (*SSHServer, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("ssh: listen on %s: %w", addr, err)
-	}
+// NewSSH serves on ln, which the caller opened early so that a busy port is
+// reported before anything else happens.
+func NewSSH(ln net.Listener, hostKey gossh.Signer, keys KeyFinder, run Runner, log zerolog.Logger) *SSHServer {
 	s := &SSHServer{ln: ln, keys: keys, run: run, log: log}
 	s.srv = &ssh.Server{
 		Handler:          s.handle,
@@ -59,7 +60,7 @@ func NewSSH(addr string, hostKey gossh.Signer, keys KeyFinder, run Runner, log z
 		MaxTimeout: 0,
 	}
 	s.srv.AddHostKey(hostKey)
-	return s, nil
+	return s
 }
 
 // Addr is the address the server listens on.
@@ -107,12 +108,14 @@ func (s *SSHServer) authorize(ctx ssh.Context, key ssh.PublicKey) bool {
 func (s *SSHServer) handle(sess ssh.Session) {
 	user, _ := sess.Context().Value(ctxKey{}).(string)
 	args := sess.Command()
+	start := time.Now()
 	if len(args) > 0 && (args[0] == "git-receive-pack" || args[0] == "git-upload-pack") {
-		fmt.Fprintf(sess.Stderr(), " !     %s is not available yet on this server\n", args[0])
-		sess.Exit(1)
+		code := s.git(sess, user, args)
+		s.log.Info().Str("user", user).Str("command", args[0]).Int("exit", code).
+			Dur("took", time.Since(start)).Msg("ssh git")
+		sess.Exit(code)
 		return
 	}
-	start := time.Now()
 	code := s.run(sess.Context(), Call{
 		User:   user,
 		Args:   args,
@@ -127,4 +130,46 @@ func (s *SSHServer) handle(sess ssh.Session) {
 	s.log.Info().Str("user", user).Str("command", name).Int("exit", code).
 		Dur("took", time.Since(start)).Msg("ssh command")
 	sess.Exit(code)
+}
+
+// git runs the real git-receive-pack or git-upload-pack on the app's
+// repository, wired to the session, and returns its exit status.
+func (s *SSHServer) git(sess ssh.Session, user string, args []string) int {
+	fail := func(err error) int {
+		fmt.Fprintf(sess.Stderr(), " !     %v\n", err)
+		return 1
+	}
+	if s.Git == nil {
+		return fail(fmt.Errorf("%s is not enabled on this server", args[0]))
+	}
+	if len(args) != 2 {
+		return fail(fmt.Errorf("Usage: %s '<app>.git'", args[0]))
+	}
+	app, err := ParsePath(args[1])
+	if err != nil {
+		return fail(err)
+	}
+	ctx := sess.Context()
+	var path string
+	if args[0] == "git-receive-pack" {
+		path, err = s.Git.ForPush(ctx, app, sess.Stderr())
+	} else {
+		path, err = s.Git.ForFetch(ctx, app)
+	}
+	if err != nil {
+		if errors.Is(err, apps.ErrAppNotFound) {
+			fmt.Fprintf(sess.Stderr(), " !     %v\n", err)
+			return 20
+		}
+		return fail(err)
+	}
+	cmd := exec.CommandContext(ctx, s.Git.GitPath, strings.TrimPrefix(args[0], "git-"), path)
+	cmd.Env = s.Git.Env(user)
+	cmd.Stdin = sess
+	cmd.Stdout = sess
+	cmd.Stderr = sess.Stderr()
+	// git has exited once Wait returns; don't wait for a client that keeps
+	// its side of stdin open.
+	cmd.WaitDelay = 2 * time.Second
+	return exitStatus(cmd.Run())
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -420,6 +421,185 @@ func (s *SQLite) RemoveSSHKey(ctx context.Context, nameOrFingerprint string, byF
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return apps.Errorf(apps.ErrKeyNotFound, "No ssh key with %s %s", what, nameOrFingerprint)
+	}
+	return nil
+}
+
+// CreateRelease stores r as the app's next release.
+func (s *SQLite) CreateRelease(ctx context.Context, r apps.Release) (int, error) {
+	var number int
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		id, err := appID(ctx, tx, r.App)
+		if err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT ifnull(max(number), 0) + 1 FROM releases WHERE app_id = ?", id).Scan(&number); err != nil {
+			return err
+		}
+		env, err := json.Marshal(r.Env)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO releases (app_id, number, image, rev, builder, env, status, reason, created_by, created_at, log)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, number, r.Image, r.Rev, r.Builder, env, r.Status, r.Reason, r.CreatedBy, r.CreatedAt.Unix(), r.Log)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("create release of %s: %w", r.App, err)
+	}
+	return number, nil
+}
+
+// UpdateRelease stores a release's status, image, builder, env and log.
+func (s *SQLite) UpdateRelease(ctx context.Context, r apps.Release) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		id, err := appID(ctx, tx, r.App)
+		if err != nil {
+			return err
+		}
+		env, err := json.Marshal(r.Env)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE releases SET status = ?, image = ?, builder = ?, env = ?, log = ? WHERE app_id = ? AND number = ?",
+			r.Status, r.Image, r.Builder, env, r.Log, id, r.Number)
+		return err
+	})
+}
+
+// MarkDeployed makes number the deployed release and supersedes the last.
+func (s *SQLite) MarkDeployed(ctx context.Context, app string, number int) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		id, err := appID(ctx, tx, app)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE releases SET status = ? WHERE app_id = ? AND status = ?", apps.ReleaseSuperseded, id, apps.ReleaseDeployed); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, "UPDATE releases SET status = ? WHERE app_id = ? AND number = ?", apps.ReleaseDeployed, id, number)
+		return err
+	})
+}
+
+const releaseCols = "number, image, rev, builder, env, status, reason, created_by, created_at, log"
+
+func scanRelease(app string, sc interface{ Scan(...any) error }) (apps.Release, error) {
+	r := apps.Release{App: app}
+	var env []byte
+	var created int64
+	if err := sc.Scan(&r.Number, &r.Image, &r.Rev, &r.Builder, &env, &r.Status, &r.Reason, &r.CreatedBy, &created, &r.Log); err != nil {
+		return r, err
+	}
+	r.CreatedAt = time.Unix(created, 0).UTC()
+	if err := json.Unmarshal(env, &r.Env); err != nil {
+		return r, fmt.Errorf("release %d env: %w", r.Number, err)
+	}
+	return r, nil
+}
+
+// Releases lists an app's releases, newest first.
+func (s *SQLite) Releases(ctx context.Context, app string) ([]apps.Release, error) {
+	id, err := appID(ctx, s.db, app)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases WHERE app_id = ? ORDER BY number DESC", id)
+	if err != nil {
+		return nil, fmt.Errorf("list releases: %w", err)
+	}
+	defer rows.Close()
+	var list []apps.Release
+	for rows.Next() {
+		r, err := scanRelease(app, rows)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, r)
+	}
+	return list, rows.Err()
+}
+
+// CurrentRelease returns the deployed release of app.
+func (s *SQLite) CurrentRelease(ctx context.Context, app string) (apps.Release, bool, error) {
+	id, err := appID(ctx, s.db, app)
+	if err != nil {
+		return apps.Release{}, false, err
+	}
+	row := s.db.QueryRowContext(ctx, "SELECT "+releaseCols+" FROM releases WHERE app_id = ? AND status = ? ORDER BY number DESC LIMIT 1", id, apps.ReleaseDeployed)
+	r, err := scanRelease(app, row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apps.Release{}, false, nil
+	}
+	if err != nil {
+		return apps.Release{}, false, err
+	}
+	return r, true, nil
+}
+
+// AddToken stores a token; name and hash must be new.
+func (s *SQLite) AddToken(ctx context.Context, t apps.Token) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM tokens WHERE name = ?", t.Name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return apps.Errorf(apps.ErrTokenExists, "Token %s already exists", t.Name)
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO tokens (name, hash, created_at) VALUES (?, ?, ?)", t.Name, t.Hash, t.CreatedAt.Unix())
+		return err
+	})
+}
+
+// Tokens lists tokens by name (hashes included; never the secrets).
+func (s *SQLite) Tokens(ctx context.Context) ([]apps.Token, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT name, hash, created_at, last_used FROM tokens ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var list []apps.Token
+	for rows.Next() {
+		var t apps.Token
+		var created, used int64
+		if err := rows.Scan(&t.Name, &t.Hash, &created, &used); err != nil {
+			return nil, err
+		}
+		t.CreatedAt = time.Unix(created, 0).UTC()
+		if used > 0 {
+			t.LastUsed = time.Unix(used, 0).UTC()
+		}
+		list = append(list, t)
+	}
+	return list, rows.Err()
+}
+
+// TokenByHash finds a token by the hash of its secret and records its use.
+func (s *SQLite) TokenByHash(ctx context.Context, hash string) (apps.Token, error) {
+	var t apps.Token
+	var created int64
+	err := s.db.QueryRowContext(ctx, "SELECT name, hash, created_at FROM tokens WHERE hash = ?", hash).Scan(&t.Name, &t.Hash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return apps.Token{}, apps.Errorf(apps.ErrTokenNotFound, "Invalid token")
+	}
+	if err != nil {
+		return apps.Token{}, fmt.Errorf("find token: %w", err)
+	}
+	t.CreatedAt = time.Unix(created, 0).UTC()
+	s.db.ExecContext(ctx, "UPDATE tokens SET last_used = ? WHERE hash = ?", time.Now().Unix(), hash)
+	return t, nil
+}
+
+// RemoveToken deletes a token by name.
+func (s *SQLite) RemoveToken(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM tokens WHERE name = ?", name)
+	if err != nil {
+		return fmt.Errorf("remove token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apps.Errorf(apps.ErrTokenNotFound, "No token named %s", name)
 	}
 	return nil
 }

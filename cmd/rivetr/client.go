@@ -25,7 +25,9 @@ func client(args []string) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	code, err := control.Call(cfg.SocketPath(), args, control.Streams{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	wd, _ := os.Getwd()
+	code, err := control.CallEnv(cfg.SocketPath(), control.Request{Args: args, Dir: wd},
+		control.Streams{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 	if errors.Is(err, control.ErrNotRunning) && isHelp(args) {
 		// Help needs no daemon: list the commands from a bare registry.
 		r := commands.NewRegistry()

@@ -21,6 +21,8 @@ func run(args []string) int {
 		switch args[0] {
 		case "serve":
 			return serve(args[1:])
+		case "hook":
+			return hook(args[1:])
 		case "version", "--version", "-v":
 			if len(args) == 1 {
 				fmt.Println("rivetr " + version)

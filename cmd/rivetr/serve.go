@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -14,9 +17,12 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rivetr/rivetr/apps"
+	"github.com/rivetr/rivetr/buildpacks"
 	"github.com/rivetr/rivetr/commands"
 	"github.com/rivetr/rivetr/control"
 	"github.com/rivetr/rivetr/gitserver"
+	"github.com/rivetr/rivetr/proxy"
+	engine "github.com/rivetr/rivetr/runtime"
 	"github.com/rivetr/rivetr/settings"
 	"github.com/rivetr/rivetr/store"
 )
@@ -47,10 +53,18 @@ func serve(args []string) int {
 	}
 	log := newLogger(cfg)
 	if err := runDaemon(cfg, log); err != nil {
-		log.Error().Err(err).Msg("rivetr stopped")
+		// One line on stderr, nothing else: the error says it all.
 		return fail("%v", err)
 	}
 	return 0
+}
+
+// daemon holds the listeners to shut down, in order.
+type daemon struct {
+	ssh   *gitserver.SSHServer
+	ctl   *control.Server
+	proxy *proxy.Proxy
+	api   *http.Server
 }
 
 func runDaemon(cfg settings.Config, log zerolog.Logger) error {
@@ -60,6 +74,34 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
+	// Bind every listener before doing anything else, so a busy port or a
+	// second daemon is the one line the user sees.
+	var lns listeners
+	defer lns.closeAll()
+	sshLn, err := lns.listen("ssh", cfg.SSHAddr)
+	if err != nil {
+		return err
+	}
+	httpLn, err := lns.listen("proxy", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	apiLn, err := lns.listen("api", cfg.APIAddr)
+	if err != nil {
+		return err
+	}
+	var handle control.Handler // set once every part is built
+	ctl, err := control.Listen(cfg.SocketPath(), func(ctx context.Context, req control.Request, st control.Streams) int {
+		return handle(ctx, req, st)
+	}, log.With().Str("component", "control").Logger())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if handle == nil { // failed before serving: remove the socket
+			ctl.Close(context.Background())
+		}
+	}()
 	db, err := store.Open(ctx, cfg.DBPath())
 	if err != nil {
 		return err
@@ -67,34 +109,104 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	defer db.Close()
 	svc := apps.NewService(db)
 
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		return errors.New("git is not installed: install it (apt-get install git) and start rivetr again")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own binary for git hooks: %w", err)
+	}
+	repos := &gitserver.Repos{Dir: filepath.Join(cfg.DataDir, "repos"), DataDir: cfg.DataDir, Binary: self}
+	access := &gitserver.Access{Apps: svc, Repos: repos, GitPath: gitPath}
+
+	// The container engine: a forced runtime must answer; auto may find
+	// none, and then only deploys fail, with a clear message.
+	var rt apps.Runtime
+	var images apps.ImageBuilder
+	engLog := log.With().Str("component", "runtime").Logger()
+	detectCtx, cancelDetect := context.WithTimeout(ctx, 10*time.Second)
+	eng, err := engine.Detect(detectCtx, engine.Options{Runtime: cfg.Runtime, Log: engLog})
+	cancelDetect()
+	switch {
+	case err == nil:
+		rt, images = eng, eng
+	case cfg.Runtime != "auto":
+		return err
+	default:
+		engLog.Warn().Err(err).Msg("no container engine answers; deploys will fail until one does")
+	}
+
+	prx := proxy.New(log.With().Str("component", "proxy").Logger(), proxy.Options{})
+	var builder apps.Builder = noBuilder{}
+	if images != nil {
+		builder = &buildpacks.Dockerfile{Images: images}
+	}
+	deployLog := log.With().Str("component", "deploy").Logger()
+	deployer := apps.NewDeployer(svc, &gitserver.Source{Repos: repos}, builder, rt, prx, &deployLog,
+		apps.DeployerConfig{
+			Domain:  cfg.Domain,
+			URL:     publicURL(cfg.HTTPAddr),
+			WorkDir: filepath.Join(cfg.DataDir, "builds"),
+		})
+	svc.OnDestroy(deployer.Destroy)
+	svc.OnDestroy(repos.Remove)
+	svc.OnRename(func(ctx context.Context, oldName, newName string) error {
+		if err := deployer.Stop(ctx, oldName); err != nil {
+			return err
+		}
+		return repos.Rename(ctx, oldName, newName)
+	})
+	// Leftover build dirs of a daemon that was killed mid-build.
+	os.RemoveAll(filepath.Join(cfg.DataDir, "builds"))
+
 	reg := commands.NewRegistry()
-	commands.RegisterCore(reg, commands.Deps{Apps: svc, Version: version, DataDir: cfg.DataDir})
+	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir})
 
 	hostKey, err := gitserver.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
 		return err
 	}
+	var d daemon
+	d.proxy = prx
+	d.ctl = ctl
 	sshLog := log.With().Str("component", "ssh").Logger()
-	sshSrv, err := gitserver.NewSSH(cfg.SSHAddr, hostKey, db, func(ctx context.Context, c gitserver.Call) int {
+	d.ssh = gitserver.NewSSH(sshLn, hostKey, db, func(ctx context.Context, c gitserver.Call) int {
 		return reg.Run(ctx, &commands.Session{Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr, User: c.User}, c.Args)
 	}, sshLog)
-	if err != nil {
-		return err
+	d.ssh.Git = access
+
+	apiLog := log.With().Str("component", "api").Logger()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/", &gitserver.HTTP{Access: access, Tokens: db, Log: apiLog})
+	d.api = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+
+	pushes := &gitserver.Pushes{Apps: svc, Repos: repos, Deployer: deployer, Log: log.With().Str("component", "git").Logger()}
+	handle = func(ctx context.Context, req control.Request, st control.Streams) int {
+		if len(req.Args) == 2 && req.Args[0] == "hook" && req.Args[1] == "pre-receive" {
+			return pushes.PreReceive(ctx, req.Env, st.Stdin, st.Stdout, st.Stderr)
+		}
+		return reg.Run(ctx, &commands.Session{Stdin: st.Stdin, Stdout: st.Stdout, Stderr: st.Stderr, User: "admin", Admin: true, Dir: req.Dir}, req.Args)
 	}
-	ctlLog := log.With().Str("component", "control").Logger()
-	ctl, err := control.Listen(cfg.SocketPath(), func(ctx context.Context, req control.Request, st control.Streams) int {
-		return reg.Run(ctx, &commands.Session{Stdin: st.Stdin, Stdout: st.Stdout, Stderr: st.Stderr, User: "admin", Admin: true}, req.Args)
-	}, ctlLog)
-	if err != nil {
-		sshSrv.Shutdown(context.Background())
-		return err
+	lns.handOff() // the servers own the listeners from here on
+
+	if err := deployer.Restore(ctx); err != nil {
+		log.Warn().Err(err).Msg("restore routes")
 	}
 
-	errc := make(chan error, 2)
-	go func() { errc <- sshSrv.Serve() }()
-	go func() { errc <- ctl.Serve() }()
+	errc := make(chan error, 4)
+	go func() { errc <- d.ssh.Serve() }()
+	go func() { errc <- d.ctl.Serve() }()
+	go func() { errc <- prx.Serve(httpLn) }()
+	go func() {
+		if err := d.api.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
 	log.Info().Str("version", version).Str("data_dir", cfg.DataDir).
-		Str("ssh", sshSrv.Addr().String()).Str("socket", cfg.SocketPath()).
+		Str("ssh", d.ssh.Addr().String()).Str("http", httpLn.Addr().String()).
+		Str("api", apiLn.Addr().String()).Str("socket", cfg.SocketPath()).
 		Str("domain", cfg.Domain).Msg("rivetr started")
 
 	var serveErr error
@@ -105,11 +217,51 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	sshSrv.Shutdown(shutdownCtx)
-	ctl.Close(shutdownCtx)
+	d.ssh.Shutdown(shutdownCtx)
+	d.ctl.Close(shutdownCtx)
+	d.api.Shutdown(shutdownCtx)
+	prx.Shutdown(shutdownCtx)
 	if serveErr != nil {
 		return serveErr
 	}
 	log.Info().Msg("rivetr stopped")
 	return nil
+}
+
+// listeners closes what it opened unless handed off to the servers.
+type listeners struct{ open []net.Listener }
+
+func (l *listeners) listen(what, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen on %s: %w", what, addr, err)
+	}
+	l.open = append(l.open, ln)
+	return ln, nil
+}
+
+func (l *listeners) handOff() { l.open = nil }
+
+func (l *listeners) closeAll() {
+	for _, ln := range l.open {
+		ln.Close()
+	}
+}
+
+// publicURL renders an app's URL from the proxy's HTTP address.
+func publicURL(httpAddr string) func(host string) string {
+	_, port, _ := net.SplitHostPort(httpAddr)
+	return func(host string) string {
+		if port == "" || port == "80" {
+			return "http://" + host
+		}
+		return "http://" + host + ":" + port
+	}
+}
+
+// noBuilder stands in when no engine answers: deploys stop before it.
+type noBuilder struct{}
+
+func (noBuilder) Build(context.Context, apps.BuildRequest) (string, error) {
+	return "", errors.New("no container engine is available to build with")
 }

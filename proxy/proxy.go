@@ -1,0 +1,430 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rivetr/rivetr/apps"
+)
+
+var _ apps.Router = (*Proxy)(nil)
+var _ http.Handler = (*Proxy)(nil)
+
+// DefaultResponseHeaderTimeout is used when Options.ResponseHeaderTimeout
+// is zero.
+const DefaultResponseHeaderTimeout = 60 * time.Second
+
+// Upstream connection settings. An app container is on the same host or
+// network, so a dial that takes seconds means it is not there.
+const (
+	dialTimeout         = 5 * time.Second
+	dialKeepAlive       = 30 * time.Second
+	maxIdleConns        = 1024
+	maxIdleConnsPerHost = 256
+	idleConnTimeout     = 90 * time.Second
+)
+
+// Server settings for Serve. There is no write timeout: responses may be
+// streams or WebSockets that last for hours.
+const (
+	readHeaderTimeout = 10 * time.Second
+	serverIdleTimeout = 120 * time.Second
+	maxHeaderBytes    = 1 << 20
+)
+
+// Options tune a Proxy. The zero value is usable.
+type Options struct {
+	// ResponseHeaderTimeout bounds the wait for an upstream's response
+	// headers after the request is sent; past it the client gets 504.
+	// Zero means DefaultResponseHeaderTimeout.
+	ResponseHeaderTimeout time.Duration
+	// MaxBodyBytes limits the size of a request body; a larger one gets 413.
+	// Zero means no limit.
+	MaxBodyBytes int64
+	// AccessLog logs one info line per request: method, host, path (never
+	// the query), status, bytes, duration and app.
+	AccessLog bool
+}
+
+// Proxy is rivetr's reverse proxy. It implements apps.Router and
+// http.Handler; create it with New.
+type Proxy struct {
+	log       zerolog.Logger
+	opts      Options
+	transport *http.Transport
+	buffers   *bufferPool
+	errLog    *log.Logger // net/http's own messages, sent to log at debug
+
+	mu    sync.Mutex // serialises writers of table
+	table atomic.Pointer[table]
+
+	srvMu   sync.Mutex
+	servers []*http.Server
+	closed  bool
+	baseCtx context.Context // parent of every request served by Serve
+	cancel  context.CancelFunc
+}
+
+// New returns a Proxy with an empty route table. log should already carry
+// the component field (component=proxy).
+func New(log zerolog.Logger, opts Options) *Proxy {
+	if opts.ResponseHeaderTimeout <= 0 {
+		opts.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	if opts.MaxBodyBytes < 0 {
+		opts.MaxBodyBytes = 0
+	}
+	p := &Proxy{
+		log:       log,
+		opts:      opts,
+		transport: newTransport(opts),
+		buffers:   newBufferPool(),
+		errLog:    newStdLogger(log),
+	}
+	p.baseCtx, p.cancel = context.WithCancel(context.Background())
+	p.table.Store(newTable())
+	return p
+}
+
+func newTransport(opts Options) *http.Transport {
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: dialKeepAlive}
+	// HTTP/1.1 to upstreams: apps speak it, and it needs no TLS.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	return &http.Transport{
+		Proxy:                 nil, // never through $HTTP_PROXY
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          maxIdleConns,
+		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
+		IdleConnTimeout:       idleConnTimeout,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		// Pass Accept-Encoding and bodies through untouched.
+		DisableCompression: true,
+		ForceAttemptHTTP2:  false,
+		Protocols:          &protocols,
+	}
+}
+
+// SetRoute routes every host in hosts to upstreams (host:port), replacing
+// the previous route of app at once: hosts no longer listed stop routing to
+// it, and a request sees either the old route or the new one, never a mix.
+// A host "*.example.com" matches any name ending in ".example.com". A host
+// already routed to another app moves to this one (and is logged); hosts
+// that can never match (empty, "*") are skipped.
+func (p *Proxy) SetRoute(app string, hosts []string, upstreams []string) {
+	r := &route{app: app}
+	for _, addr := range upstreams {
+		if addr = strings.TrimSpace(addr); addr != "" {
+			r.upstreams = append(r.upstreams, p.newUpstream(app, addr))
+		}
+	}
+	seen := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		n := normalizeRouteHost(h)
+		if n == "" {
+			p.log.Warn().Str("app", app).Str("host", h).Msg("ignoring invalid host")
+			continue
+		}
+		if !seen[n] {
+			seen[n] = true
+			r.hosts = append(r.hosts, n)
+		}
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.table.Load().clone()
+	t.remove(app)
+	for _, h := range r.hosts {
+		m, key := t.entry(h)
+		if other, ok := m[key]; ok {
+			p.log.Warn().Str("app", app).Str("host", h).Str("previous_app", other.app).
+				Msg("host moves to another app")
+		}
+		m[key] = r
+	}
+	t.apps[app] = r
+	p.table.Store(t)
+}
+
+// RemoveRoute stops routing app; its hosts get 404 from then on.
+func (p *Proxy) RemoveRoute(app string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cur := p.table.Load()
+	if _, ok := cur.apps[app]; !ok {
+		return
+	}
+	t := cur.clone()
+	t.remove(app)
+	p.table.Store(t)
+}
+
+// remove deletes app's route and those of its hosts it still owns.
+func (t *table) remove(app string) {
+	old, ok := t.apps[app]
+	if !ok {
+		return
+	}
+	for _, h := range old.hosts {
+		if m, key := t.entry(h); m[key] == old {
+			delete(m, key)
+		}
+	}
+	delete(t.apps, app)
+}
+
+// Lookup reports which app serves host (a Host header value, port
+// allowed), if any.
+func (p *Proxy) Lookup(host string) (app string, ok bool) {
+	if r := p.table.Load().lookup(normalizeHost(host)); r != nil {
+		return r.app, true
+	}
+	return "", false
+}
+
+// newUpstream binds a ReverseProxy to one upstream address, so the request
+// path needs no per-request state beyond what ReverseProxy makes.
+func (p *Proxy) newUpstream(app, addr string) *upstream {
+	u := &upstream{addr: addr}
+	u.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = addr
+			// pr.Out.Host stays the client's Host: apps route on it.
+			setForwardedHeaders(pr)
+		},
+		Transport: p.transport,
+		// Responses of known length need no periodic flush; ReverseProxy
+		// flushes SSE and bodies of unknown length (chunked) after every
+		// write by itself.
+		FlushInterval:  0,
+		BufferPool:     p.buffers,
+		ErrorLog:       p.errLog,
+		ModifyResponse: setResponseID,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			p.upstreamError(w, r, err, app, addr)
+		},
+	}
+	return u
+}
+
+// ServeHTTP routes r by its Host header.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.opts.AccessLog {
+		p.serveLogged(w, r)
+		return
+	}
+	p.serve(w, w, r)
+}
+
+// serve proxies r, writing to w; raw is the server's own ResponseWriter
+// (MaxBytesReader uses it to close the connection after a too large body).
+// It returns the app that served the request, if any.
+func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
+	rt := p.table.Load().lookup(normalizeHost(r.Host))
+	if rt == nil {
+		writePage(w, r, http.StatusNotFound)
+		return ""
+	}
+	up := rt.pick()
+	if up == nil {
+		writePage(w, r, http.StatusServiceUnavailable)
+		return rt.app
+	}
+	if limit := p.opts.MaxBodyBytes; limit > 0 && r.ContentLength != 0 {
+		if r.ContentLength > limit {
+			writePage(w, r, http.StatusRequestEntityTooLarge)
+			return rt.app
+		}
+		// Unknown length (chunked): fail once the limit is crossed; the
+		// transport's error reaches upstreamError as a MaxBytesError.
+		r.Body = http.MaxBytesReader(raw, r.Body, limit)
+	}
+	up.rp.ServeHTTP(w, r)
+	return rt.app
+}
+
+// upstreamError answers a request that could not be proxied.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error, app, addr string) {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		writePage(w, r, http.StatusRequestEntityTooLarge)
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		// The client went away (or the proxy is shutting down): nobody
+		// reads the answer, and it is not the upstream's fault.
+		p.log.Debug().Str("app", app).Str("upstream", addr).Err(err).Msg("request canceled")
+		writePage(w, r, http.StatusBadGateway)
+	default:
+		status := http.StatusBadGateway
+		if isTimeout(err) {
+			status = http.StatusGatewayTimeout
+		}
+		p.log.Warn().Str("app", app).Str("upstream", addr).Int("status", status).Err(err).
+			Msg("upstream error")
+		writePage(w, r, status)
+	}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// serveLogged serves r and logs it, even when ReverseProxy aborts the
+// response with a panic (http.ErrAbortHandler).
+func (p *Proxy) serveLogged(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	lw := &logWriter{ResponseWriter: w}
+	app := ""
+	defer func() {
+		p.log.Info().
+			Str("method", r.Method).
+			Str("host", r.Host).
+			Str("path", r.URL.Path).
+			Int("status", lw.status()).
+			Int64("bytes", lw.bytes).
+			Dur("duration", time.Since(start)).
+			Str("app", app).
+			Msg("request")
+	}()
+	app = p.serve(lw, w, r)
+}
+
+// Serve serves the proxy on ln until Shutdown, with a front proxy's server
+// timeouts: 10s to read request headers, 120s idle keep-alive, and no write
+// timeout. It may be called for several listeners (HTTP and HTTPS). It
+// returns nil after Shutdown.
+func (p *Proxy) Serve(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          p.errLog,
+		BaseContext:       func(net.Listener) context.Context { return p.baseCtx },
+	}
+	p.srvMu.Lock()
+	if p.closed {
+		p.srvMu.Unlock()
+		ln.Close()
+		return nil
+	}
+	p.servers = append(p.servers, srv)
+	p.srvMu.Unlock()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops every Serve: it stops accepting, waits until in-flight
+// requests finish or ctx ends, then cancels what still runs, upgraded
+// connections (WebSockets) included, and closes idle upstream connections.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.srvMu.Lock()
+	p.closed = true
+	servers := p.servers
+	p.servers = nil
+	p.srvMu.Unlock()
+
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Go(func() { errs[i] = srv.Shutdown(ctx) })
+	}
+	wg.Wait()
+	p.cancel()
+	p.transport.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// bufferPool recycles ReverseProxy's copy buffers. It pools pointers to
+// arrays, so neither Get nor Put allocates.
+type bufferPool struct{ pool sync.Pool }
+
+const bufferSize = 32 << 10
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{pool: sync.Pool{New: func() any { return new([bufferSize]byte) }}}
+}
+
+func (b *bufferPool) Get() []byte { return b.pool.Get().(*[bufferSize]byte)[:] }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == bufferSize {
+		b.pool.Put((*[bufferSize]byte)(buf[:bufferSize]))
+	}
+}
+
+// logWriter records the status and size of a response for the access log.
+type logWriter struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (l *logWriter) WriteHeader(code int) {
+	if l.code == 0 && code >= 200 {
+		l.code = code
+	}
+	l.ResponseWriter.WriteHeader(code)
+}
+
+func (l *logWriter) Write(b []byte) (int, error) {
+	if l.code == 0 {
+		l.code = http.StatusOK
+	}
+	n, err := l.ResponseWriter.Write(b)
+	l.bytes += int64(n)
+	return n, err
+}
+
+// Hijack is called for upgrades: ReverseProxy writes the 101 response to
+// the hijacked connection itself.
+func (l *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if l.code == 0 {
+		l.code = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(l.ResponseWriter).Hijack()
+}
+
+// Unwrap lets http.ResponseController (used by ReverseProxy to flush)
+// reach the server's ResponseWriter.
+func (l *logWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
+
+func (l *logWriter) status() int {
+	if l.code == 0 {
+		return http.StatusOK
+	}
+	return l.code
+}
+
+// newStdLogger sends net/http's own log lines (TLS handshake errors,
+// aborted copies) to log at debug.
+func newStdLogger(l zerolog.Logger) *log.Logger {
+	return log.New(debugWriter{l}, "", 0)
+}
+
+type debugWriter struct{ log zerolog.Logger }
+
+func (d debugWriter) Write(b []byte) (int, error) {
+	d.log.Debug().Msg(strings.TrimSpace(string(b)))
+	return len(b), nil
+}

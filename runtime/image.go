@@ -1,0 +1,209 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/client"
+
+	"github.com/rivetr/rivetr/apps"
+)
+
+// errContextAbandoned stops the build-context writer once the engine no
+// longer reads it.
+var errContextAbandoned = errors.New("build context no longer read")
+
+// BuildImage builds b.Dir with the engine's classic builder (BuildKit
+// needs a session this client does not offer on Docker 20.10), tags the
+// image b.Tag and labels it with b.Labels plus rivetr.managed=true.
+//
+// The context is a tar of b.Dir (regular files, directories and symlinks
+// with their modes; owners reset to root) streamed to the engine while it
+// is written. A .dockerignore at the root of b.Dir is honoured with this
+// subset of Docker's rules: one pattern per line; blank lines and lines
+// starting with # are skipped; a leading ! re-includes; patterns are
+// slash-separated, relative to the root (a leading / is dropped) and
+// cleaned; * ? [ ] and \ work as in path.Match within one path segment and
+// ** matches any number of segments; a pattern matching a directory
+// matches everything below it; the last matching line wins. The
+// Dockerfile and .dockerignore are always sent.
+//
+// The engine's output is written to b.Out as it arrives: build steps
+// verbatim, status lines once per change, progress bars left out. An error
+// from the engine (a failed step, a bad Dockerfile) is returned with the
+// engine's message.
+func (e *Engine) BuildImage(ctx context.Context, b apps.ImageBuild) error {
+	out := b.Out
+	if out == nil {
+		out = io.Discard
+	}
+	if b.Tag == "" {
+		return e.errorf("build image: no tag")
+	}
+	dockerfile := b.Dockerfile
+	if dockerfile == "" {
+		dockerfile = "Dockerfile"
+	}
+	if !filepath.IsLocal(dockerfile) {
+		return e.errorf("build image %s: Dockerfile path %q is not inside the build directory", b.Tag, b.Dockerfile)
+	}
+	dockerfile = filepath.ToSlash(filepath.Clean(dockerfile))
+	if fi, err := os.Stat(filepath.Join(b.Dir, dockerfile)); err != nil {
+		return e.errorf("build image %s: %w", b.Tag, err)
+	} else if !fi.Mode().IsRegular() {
+		return e.errorf("build image %s: %s is not a file", b.Tag, dockerfile)
+	}
+	ignore, err := readDockerignore(b.Dir)
+	if err != nil {
+		return e.errorf("build image %s: %w", b.Tag, err)
+	}
+
+	labels := maps.Clone(b.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[apps.LabelManaged] = "true"
+	var args map[string]*string
+	if len(b.BuildArgs) > 0 {
+		args = make(map[string]*string, len(b.BuildArgs))
+		for k, v := range b.BuildArgs {
+			args[k] = &v
+		}
+	}
+
+	pr, pw := io.Pipe()
+	tarDone := make(chan error, 1)
+	go func() {
+		err := writeContext(ctx, pw, b.Dir, ignore, []string{dockerfile, ".dockerignore"})
+		pw.CloseWithError(err)
+		tarDone <- err
+	}()
+	res, err := e.cli.ImageBuild(ctx, pr, client.ImageBuildOptions{
+		Tags:        []string{b.Tag},
+		Dockerfile:  dockerfile,
+		Labels:      labels,
+		BuildArgs:   args,
+		Remove:      true,
+		ForceRemove: true,
+		Version:     build.BuilderV1,
+	})
+	if err == nil {
+		err = relayBuild(res.Body, out)
+		res.Body.Close()
+	}
+	pr.CloseWithError(errContextAbandoned)
+	if terr := <-tarDone; terr != nil && !errors.Is(terr, errContextAbandoned) {
+		return e.errorf("build image %s: build context: %w", b.Tag, terr)
+	}
+	if err != nil {
+		return e.errorf("build image %s: %w", b.Tag, err)
+	}
+	return nil
+}
+
+// buildMessage is one JSON message of the engine's build stream.
+type buildMessage struct {
+	Stream      string `json:"stream"`
+	Status      string `json:"status"`
+	Progress    string `json:"progress"`
+	ID          string `json:"id"`
+	Error       string `json:"error"`
+	ErrorDetail *struct {
+		Message string `json:"message"`
+	} `json:"errorDetail"`
+}
+
+// relayBuild copies the human text of a build stream to out as it arrives
+// and returns the stream's error message, if any, as an error. Writes to
+// out are best effort: a vanished reader does not stop the build.
+func relayBuild(body io.Reader, out io.Writer) error {
+	w := &bestEffort{w: out}
+	lastStatus := map[string]string{}
+	dec := json.NewDecoder(body)
+	for {
+		var m buildMessage
+		if err := dec.Decode(&m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read build output: %w", err)
+		}
+		if m.ErrorDetail != nil && m.ErrorDetail.Message != "" {
+			return errors.New(strings.TrimSpace(m.ErrorDetail.Message))
+		}
+		if m.Error != "" {
+			return errors.New(strings.TrimSpace(m.Error))
+		}
+		if m.Stream != "" {
+			w.write(m.Stream)
+		}
+		if m.Status != "" && lastStatus[m.ID] != m.Status {
+			lastStatus[m.ID] = m.Status
+			line := m.Status
+			if m.ID != "" {
+				line = m.ID + ": " + m.Status
+			}
+			w.write(line + "\n")
+		}
+	}
+}
+
+// bestEffort writes until the first error, then drops the rest.
+type bestEffort struct {
+	w      io.Writer
+	failed bool
+}
+
+func (b *bestEffort) write(s string) {
+	if b.failed {
+		return
+	}
+	if _, err := io.WriteString(b.w, s); err != nil {
+		b.failed = true
+	}
+}
+
+// RemoveImage removes an image by reference or ID, and its untagged
+// parents. A missing image is not an error; one still used by a container
+// is.
+func (e *Engine) RemoveImage(ctx context.Context, ref string) error {
+	_, err := e.cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{PruneChildren: true})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return e.errorf("remove image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Images lists the images whose labels include all of labels: their tags
+// (as the engine names them), or the image ID for an untagged image;
+// sorted.
+func (e *Engine) Images(ctx context.Context, labels map[string]string) ([]string, error) {
+	res, err := e.cli.ImageList(ctx, client.ImageListOptions{Filters: labelFilters(labels)})
+	if err != nil {
+		return nil, e.errorf("list images %s: %w", formatLabels(labels), err)
+	}
+	var out []string
+	for _, img := range res.Items {
+		n := len(out)
+		for _, t := range img.RepoTags {
+			if t != "<none>:<none>" {
+				out = append(out, t)
+			}
+		}
+		if len(out) == n {
+			out = append(out, img.ID)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
