@@ -82,6 +82,11 @@ func (p *Pushes) PreReceive(ctx context.Context, env map[string]string, stdin io
 			}
 			deploy = branch
 		}
+		if branch == deploy {
+			if err := p.Repos.SetHead(app, branch); err != nil {
+				p.Log.Warn().Err(err).Str("app", app).Msg("set HEAD")
+			}
+		}
 		if branch != deploy {
 			fmt.Fprintf(stdout, "-----> WARNING: deploy did not complete, you must push to %s.\n", deploy)
 			fmt.Fprintf(stdout, "-----> for example, try 'git push <rivetr> %s:%s'\n", branch, deploy)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/rivetr/rivetr/apps"
 	"github.com/rivetr/rivetr/envfile"
@@ -157,4 +158,21 @@ func (r *Repos) Copy(_ context.Context, src, dst string) error {
 	}
 	_, err = r.Ensure(dst)
 	return err
+}
+
+// SetHead points the repository's HEAD at branch, so a clone checks out
+// the deploy branch.
+func (r *Repos) SetHead(app, branch string) error {
+	repo, err := git.PlainOpen(r.Path(app))
+	if err != nil {
+		return fmt.Errorf("open repository of %s: %w", app, err)
+	}
+	head := plumbing.NewSymbolicReference(plumbing.HEAD, plumbing.NewBranchReferenceName(branch))
+	if cur, err := repo.Storer.Reference(plumbing.HEAD); err == nil && cur.Target() == head.Target() {
+		return nil
+	}
+	if err := repo.Storer.SetReference(head); err != nil {
+		return fmt.Errorf("set HEAD of %s: %w", app, err)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -68,27 +69,43 @@ func (s *Source) Checkout(ctx context.Context, app, rev, dir string, keepGitDir 
 	return extractTree(ctx, repo, tree, dir)
 }
 
+// extractTree writes tree into dir, entry by entry. It walks the trees
+// itself because go-git's TreeWalker skips submodule entries silently, and
+// a submodule must be reported, not dropped.
 func extractTree(ctx context.Context, repo *git.Repository, tree *object.Tree, dir string) error {
-	w := object.NewTreeWalker(tree, true, nil)
-	defer w.Close()
-	for {
+	return walkTree(ctx, repo, tree, "", dir)
+}
+
+// walkTree extracts tree below prefix into dir; with dir "" it only checks
+// the entries.
+func walkTree(ctx context.Context, repo *git.Repository, tree *object.Tree, prefix, dir string) error {
+	for _, entry := range tree.Entries {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		name, entry, err := w.Next()
-		if err == io.EOF {
-			return nil
+		name := entry.Name
+		if prefix != "" {
+			name = prefix + "/" + entry.Name
 		}
-		if err != nil {
-			return fmt.Errorf("walk tree: %w", err)
-		}
-		if !filepath.IsLocal(name) {
+		if !filepath.IsLocal(name) || strings.Contains(entry.Name, "/") {
 			return fmt.Errorf("refusing path %q outside the build dir", name)
 		}
 		target := filepath.Join(dir, filepath.FromSlash(name))
+		if dir == "" && entry.Mode != filemode.Dir && entry.Mode != filemode.Submodule {
+			continue
+		}
 		switch entry.Mode {
 		case filemode.Dir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
+			sub, err := repo.TreeObject(entry.Hash)
+			if err != nil {
+				return fmt.Errorf("read tree %s: %w", name, err)
+			}
+			if dir != "" {
+				if err := os.MkdirAll(target, 0o755); err != nil {
+					return err
+				}
+			}
+			if err := walkTree(ctx, repo, sub, name, dir); err != nil {
 				return err
 			}
 		case filemode.Submodule:
@@ -112,8 +129,11 @@ func extractTree(ctx context.Context, repo *git.Repository, tree *object.Tree, d
 			if err := writeBlob(repo, entry.Hash, target, mode); err != nil {
 				return fmt.Errorf("extract %s: %w", name, err)
 			}
+		default:
+			return fmt.Errorf("unsupported tree entry %s (mode %o)", name, uint32(entry.Mode))
 		}
 	}
+	return nil
 }
 
 func readBlob(repo *git.Repository, h plumbing.Hash) (string, error) {
@@ -155,23 +175,39 @@ func writeBlob(repo *git.Repository, h plumbing.Hash, target string, mode os.Fil
 	return f.Close()
 }
 
-// cloneAt clones the bare repository into dir and checks out rev, keeping
-// .git (git:set APP keep-git-dir true).
+// cloneAt makes dir a repository holding every branch of the bare one and
+// checks out rev, keeping .git (git:set APP keep-git-dir true).
 func cloneAt(ctx context.Context, repoPath, rev, dir string) error {
-	repo, err := git.PlainCloneContext(ctx, dir, false, &git.CloneOptions{URL: repoPath, NoCheckout: true})
+	repo, err := git.PlainInit(dir, false)
 	if err != nil {
 		return fmt.Errorf("clone for build: %w", err)
+	}
+	remote, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{repoPath}})
+	if err != nil {
+		return fmt.Errorf("clone for build: %w", err)
+	}
+	err = remote.FetchContext(ctx, &git.FetchOptions{RefSpecs: []config.RefSpec{"+refs/heads/*:refs/remotes/origin/*"}})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("clone for build: %w", err)
+	}
+	commit, err := repo.CommitObject(plumbing.NewHash(rev))
+	if err != nil {
+		return fmt.Errorf("read commit %s: %w", rev[:7], err)
+	}
+	tree, err := commit.Tree()
+	if err != nil {
+		return err
+	}
+	// Refuse submodules before checking anything out.
+	if err := walkTree(ctx, repo, tree, "", ""); err != nil {
+		return err
 	}
 	wt, err := repo.Worktree()
 	if err != nil {
 		return err
 	}
-	if err := wt.Checkout(&git.CheckoutOptions{Hash: plumbing.NewHash(rev), Force: true}); err != nil {
+	if err := wt.Checkout(&git.CheckoutOptions{Hash: commit.Hash, Force: true}); err != nil {
 		return fmt.Errorf("check out %s: %w", rev[:7], err)
-	}
-	sub, err := wt.Submodules()
-	if err == nil && len(sub) > 0 {
-		return fmt.Errorf("%w (found %d submodules)", ErrSubmodules, len(sub))
 	}
 	return nil
 }
