@@ -59,10 +59,10 @@ func pushed(t *testing.T, repos *Repos, app string, files map[string]string, ext
 		}
 		os.WriteFile(filepath.Join(work, name), []byte(body), mode)
 	}
-	if extra != nil {
-		extra(work)
-	}
 	gitRun(t, work, "add", "-A")
+	if extra != nil {
+		extra(work) // runs after add, so it can stage what add -A would undo
+	}
 	gitRun(t, work, "commit", "-q", "-m", "c")
 	gitRun(t, work, "push", "-q", repos.Path(app), "main")
 	return gitRun(t, work, "rev-parse", "HEAD")
@@ -77,7 +77,10 @@ func TestCheckoutModesAndSymlinks(t *testing.T) {
 	repos := newRepos(t)
 	rev := pushed(t, repos, "web", map[string]string{
 		"Dockerfile": "FROM scratch\n", "bin/run.sh": "#!/bin/sh\n", "deep/a/b/c.txt": "c",
-	}, func(dir string) { os.Symlink("deep/a/b/c.txt", filepath.Join(dir, "link")) })
+	}, func(dir string) {
+		os.Symlink("deep/a/b/c.txt", filepath.Join(dir, "link"))
+		gitRun(t, dir, "add", "link")
+	})
 	src := &Source{Repos: repos}
 	dir := t.TempDir()
 	if err := src.Checkout(context.Background(), "web", rev, dir, false); err != nil {
