@@ -236,10 +236,17 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	if err != nil {
 		return fail(err)
 	}
+	opts, err := d.svc.Settings(ctx, req.App, "docker-options")
+	if err != nil {
+		return fail(err)
+	}
+	labels := map[string]string{}
+	buildArgs := BuildOptions(opts["build"], env, labels)
+	labels[LabelApp], labels[LabelRelease] = req.App, strconv.Itoa(rel.Number)
 	rel.Image = fmt.Sprintf("rivetr/%s:%d", req.App, rel.Number)
 	rel.Builder, err = d.builder.Build(ctx, BuildRequest{
 		App: req.App, Dir: dir, Tag: rel.Image, Settings: settings, Out: out,
-		Labels: map[string]string{LabelApp: req.App, LabelRelease: strconv.Itoa(rel.Number)},
+		Labels: labels, BuildArgs: buildArgs,
 	})
 	if err != nil {
 		return fail(err)
@@ -392,6 +399,33 @@ func (d *Deployer) pruneImages(ctx context.Context, app string) {
 			d.log.Printf("remove image %s: %v", img, err)
 		}
 	}
+}
+
+// BuildOptions reads the build phase's docker-options (one per line):
+// --build-arg KEY=VALUE, --build-arg KEY (value from env) and --label K=V.
+// It returns the build args and adds labels to labels.
+func BuildOptions(lines string, env, labels map[string]string) map[string]string {
+	args := map[string]string{}
+	for _, line := range strings.Split(lines, "\n") {
+		flag, value, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if f, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(f, "--") && !strings.Contains(f, " ") {
+			flag, value = f, v
+		}
+		value = strings.TrimSpace(value)
+		switch flag {
+		case "--build-arg":
+			if k, v, ok := strings.Cut(value, "="); ok {
+				args[k] = v
+			} else if v, ok := env[value]; ok {
+				args[value] = v
+			}
+		case "--label":
+			if k, v, ok := strings.Cut(value, "="); ok {
+				labels[k] = v
+			}
+		}
+	}
+	return args
 }
 
 // Rebuild redeploys the head of the app's deploy branch.

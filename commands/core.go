@@ -21,6 +21,7 @@ func RegisterCore(r *Registry, d Deps) {
 	registerSSHKeys(r, d)
 	registerGit(r, d)
 	registerTokens(r, d)
+	registerDockerOptions(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",
