@@ -123,8 +123,8 @@ func (e *Engine) forgetNetwork() {
 	e.netMu.Unlock()
 }
 
-// Run creates and starts a container on the rivetr network. When the start
-// fails, the created container is removed again. spec.Port is reachable at
+// Run creates and starts a container on the rivetr network. When it fails
+// after the create, the container is removed again. spec.Port is reachable at
 // the returned Addr: the container's address on the network, or
 // 127.0.0.1:HOSTPORT where that network is not reachable from the host.
 func (e *Engine) Run(ctx context.Context, spec apps.ContainerSpec) (apps.Container, error) {
@@ -143,7 +143,7 @@ func (e *Engine) Run(ctx context.Context, spec apps.ContainerSpec) (apps.Contain
 	}
 	publish := spec.Port > 0 && e.loopback.Load()
 	c, ip, err := e.run(ctx, spec, policy, publish)
-	if err != nil || publish || spec.Port == 0 || !c.Running || hostReaches(ip) {
+	if err != nil || publish || spec.Port == 0 || !c.Running || e.reaches(ip) {
 		return c, err
 	}
 	// The network address is not reachable from here (a rootless engine
@@ -215,8 +215,8 @@ func (e *Engine) run(ctx context.Context, spec apps.ContainerSpec, policy contai
 	}
 	res, err := e.cli.ContainerInspect(ctx, created.ID, client.ContainerInspectOptions{})
 	if err != nil {
-		return apps.Container{ID: created.ID, Name: spec.Name, Image: spec.Image, Labels: labels},
-			netip.Addr{}, e.errorf("inspect container %s: %w", spec.Name, err)
+		e.removeAfterFailure(ctx, spec.Name, created.ID)
+		return apps.Container{}, netip.Addr{}, e.errorf("inspect container %s: %w", spec.Name, err)
 	}
 	c := e.fromInspect(res.Container)
 	var ip netip.Addr
@@ -228,8 +228,8 @@ func (e *Engine) run(ctx context.Context, spec apps.ContainerSpec, policy contai
 	return c, ip, nil
 }
 
-// removeAfterFailure removes a container whose start failed, even when
-// ctx is already done.
+// removeAfterFailure removes a container Run could not finish starting,
+// even when ctx is already done.
 func (e *Engine) removeAfterFailure(ctx context.Context, name, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
@@ -293,7 +293,7 @@ func (e *Engine) Inspect(ctx context.Context, id string) (apps.Container, error)
 func (e *Engine) fromInspect(r container.InspectResponse) apps.Container {
 	c := apps.Container{ID: r.ID, Name: strings.TrimPrefix(r.Name, "/")}
 	if r.Config != nil {
-		c.Image = r.Config.Image
+		c.Image = familiarName(r.Config.Image)
 		c.Labels = r.Config.Labels
 	}
 	if r.State != nil {
@@ -320,7 +320,7 @@ func (e *Engine) fromInspect(r container.InspectResponse) apps.Container {
 func (e *Engine) fromSummary(s container.Summary) apps.Container {
 	c := apps.Container{
 		ID:      s.ID,
-		Image:   s.Image,
+		Image:   familiarName(s.Image),
 		Labels:  s.Labels,
 		State:   string(s.State),
 		Running: s.State == container.StateRunning,

@@ -48,8 +48,13 @@ func TestParseUlimit(t *testing.T) {
 		}
 	}
 	d := DefaultUlimits()
-	if len(d) != 1 || d[0].Name != "nofile" || d[0].Soft != d[0].Hard || d[0].Soft <= 0 || d[0].Soft > 65536 {
-		t.Errorf("DefaultUlimits() = %v", d)
+	if len(d) != 2 || d[0].Name != "nofile" || d[1].Name != "nproc" {
+		t.Fatalf("DefaultUlimits() = %v, want nofile and nproc", d)
+	}
+	for i, max := range []int64{65536, 32768} {
+		if u := d[i]; u.Soft != u.Hard || u.Soft <= 0 || u.Soft > max {
+			t.Errorf("default %v: want soft = hard in 1..%d", u, max)
+		}
 	}
 }
 
@@ -89,5 +94,21 @@ func TestRelayBuild(t *testing.T) {
 	}
 	if err := relayBuild(strings.NewReader(`{"stream":"x"`), &out); err == nil {
 		t.Error("truncated stream accepted")
+	}
+}
+
+func TestFamiliarName(t *testing.T) {
+	for in, want := range map[string]string{
+		"docker.io/library/debian:12": "debian:12",
+		"docker.io/rivetr/app:3":      "rivetr/app:3",
+		"docker.io/library/a/b:1":     "library/a/b:1",
+		"rivetr/app:3":                "rivetr/app:3",
+		"localhost/app:1":             "localhost/app:1",
+		"ghcr.io/x/y:2":               "ghcr.io/x/y:2",
+		"sha256:abc":                  "sha256:abc",
+	} {
+		if got := familiarName(in); got != want {
+			t.Errorf("familiarName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,6 +123,7 @@ type Engine struct {
 	// loopback: publish ports on 127.0.0.1 rather than rely on the
 	// container's network address (rootless engine, or found unreachable).
 	loopback atomic.Bool
+	reaches  func(netip.Addr) bool // hostReaches; tests replace it
 
 	network string // apps.Network; tests use their own
 	netMu   sync.Mutex
@@ -170,6 +172,7 @@ func detect(ctx context.Context, opts Options, cands []candidate) (*Engine, erro
 		return nil, fmt.Errorf("runtime: unknown engine %q (use auto, docker or podman)", opts.Runtime)
 	}
 	var tried []string
+	var errs []error
 	seen := map[string]bool{}
 	for _, c := range cands {
 		if seen[c.host] {
@@ -178,7 +181,8 @@ func detect(ctx context.Context, opts Options, cands []candidate) (*Engine, erro
 		seen[c.host] = true
 		e, err := connect(ctx, c, opts)
 		if err != nil {
-			tried = append(tried, fmt.Sprintf("%s (%s)", c.host, err))
+			tried = append(tried, fmt.Sprintf("%s (%s)", c.host, firstLine(err.Error())))
+			errs = append(errs, err)
 			continue
 		}
 		if want != Auto && e.kind != want {
@@ -197,14 +201,27 @@ func detect(ctx context.Context, opts Options, cands []candidate) (*Engine, erro
 	if len(tried) == 0 {
 		return nil, fmt.Errorf("runtime: no %s found: no socket to try", what)
 	}
-	return nil, fmt.Errorf("runtime: no %s answered; tried %s", what, strings.Join(tried, ", "))
+	return nil, &detectError{
+		msg:  fmt.Sprintf("runtime: no %s answered; tried %s", what, strings.Join(tried, ", ")),
+		errs: errs,
+	}
 }
+
+// detectError says, on one line, which sockets Detect tried and why each
+// failed; it wraps every candidate's error.
+type detectError struct {
+	msg  string
+	errs []error
+}
+
+func (e *detectError) Error() string   { return e.msg }
+func (e *detectError) Unwrap() []error { return e.errs }
 
 // connect pings one candidate and, when it answers, identifies it.
 func connect(ctx context.Context, c candidate, opts Options) (*Engine, error) {
 	if path, ok := strings.CutPrefix(c.host, "unix://"); ok {
 		if _, err := os.Stat(path); err != nil {
-			return nil, errors.New("no socket")
+			return nil, noSocket{err}
 		}
 	}
 	clientOpts := []client.Opt{client.WithHost(c.host)}
@@ -219,17 +236,17 @@ func connect(ctx context.Context, c candidate, opts Options) (*Engine, error) {
 	defer cancel()
 	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		cli.Close()
-		return nil, errors.New(firstLine(err.Error()))
+		return nil, err
 	}
 	ver, err := cli.ServerVersion(pctx, client.ServerVersionOptions{})
 	if err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("version: %s", firstLine(err.Error()))
+		return nil, fmt.Errorf("version: %w", err)
 	}
 	info, err := cli.Info(pctx, client.InfoOptions{})
 	if err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("info: %s", firstLine(err.Error()))
+		return nil, fmt.Errorf("info: %w", err)
 	}
 	e := &Engine{
 		cli:     cli,
@@ -238,6 +255,7 @@ func connect(ctx context.Context, c candidate, opts Options) (*Engine, error) {
 		version: ver.Version,
 		ulimits: opts.DefaultUlimits,
 		network: apps.Network,
+		reaches: hostReaches,
 		log:     opts.Log.With().Str("component", "runtime").Logger(),
 	}
 	if e.ulimits == nil {
@@ -283,6 +301,13 @@ func (e *Engine) Close() error { return e.cli.Close() }
 func (e *Engine) errorf(format string, args ...any) error {
 	return fmt.Errorf(e.kind+": "+format, args...)
 }
+
+// noSocket is a candidate whose socket file is absent; the path is
+// already in the message Detect builds.
+type noSocket struct{ err error }
+
+func (e noSocket) Error() string { return "no socket" }
+func (e noSocket) Unwrap() error { return e.err }
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")

@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -240,6 +243,33 @@ func TestDetect(t *testing.T) {
 		t.Errorf("no default ulimits")
 	}
 	t.Logf("engine %s %s at %s, rootless=%v, loopback=%v", e.Name(), e.version, e.Host(), e.rootless, e.loopback.Load())
+
+	auto, err := Detect(context.Background(), Options{Runtime: Auto})
+	if err != nil {
+		t.Fatalf("auto-detection found nothing although %s answers: %v", want, err)
+	}
+	defer auto.Close()
+	if auto.Name() != Docker && auto.Name() != Podman {
+		t.Errorf("auto-detected %q", auto.Name())
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "tcp://10.0.0.1:2375")
+	t.Setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+	var got []string
+	for _, c := range candidates() {
+		got = append(got, c.host)
+	}
+	want := []string{"tcp://10.0.0.1:2375", "unix:///var/run/docker.sock", "unix:///run/podman/podman.sock", "unix:///run/user/1000/podman/podman.sock"}
+	if !slices.Equal(got, want) {
+		t.Errorf("candidates = %v, want %v", got, want)
+	}
+	t.Setenv("DOCKER_HOST", "")
+	t.Setenv("XDG_RUNTIME_DIR", "")
+	if n := len(candidates()); n != 2 {
+		t.Errorf("%d candidates without DOCKER_HOST and XDG_RUNTIME_DIR, want 2", n)
+	}
 }
 
 func TestEnsureNetwork(t *testing.T) {
@@ -326,6 +356,16 @@ func TestBuildImageErrors(t *testing.T) {
 			t.Logf("error: %v", err)
 		})
 	}
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		tag := "rivetr-test/cancelled-" + uniq(t) + ":1"
+		t.Cleanup(func() { e.RemoveImage(context.Background(), tag) })
+		err := e.BuildImage(ctx, apps.ImageBuild{Dir: helloContext(t, helloDockerfile, nil), Tag: tag})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("error = %v, want context.Canceled", err)
+		}
+	})
 	t.Run("Dockerfile outside the context", func(t *testing.T) {
 		err := e.BuildImage(context.Background(), apps.ImageBuild{Dir: t.TempDir(), Dockerfile: "../Dockerfile", Tag: "rivetr-test/x:1"})
 		if err == nil || !strings.Contains(err.Error(), "not inside") {
@@ -338,13 +378,21 @@ func TestBuildImageErrors(t *testing.T) {
 // process, once relying on the network address and once publishing on
 // loopback (the rootless path, forced).
 func TestRunServe(t *testing.T) {
-	for _, mode := range []string{"network", "loopback"} {
+	for _, mode := range []string{"network", "loopback", "fallback"} {
 		t.Run(mode, func(t *testing.T) {
 			e := testEngine(t, Options{PublishLoopback: mode == "loopback"})
 			if mode == "network" && e.loopback.Load() {
 				t.Skipf("%s engine is rootless: its network is not reachable from the host", e.Name())
 			}
+			if mode == "fallback" {
+				// An engine that claims to be rootful but whose network the
+				// host cannot reach: Run must notice and publish on loopback.
+				e.reaches = func(netip.Addr) bool { return false }
+			}
 			testRunServe(t, e)
+			if mode == "fallback" && !e.loopback.Load() {
+				t.Error("unreachable network did not switch the engine to loopback ports")
+			}
 		})
 	}
 }
@@ -358,7 +406,7 @@ func testRunServe(t *testing.T, e *Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(imgs) != 1 || !strings.HasSuffix(imgs[0], tag) {
+	if len(imgs) != 1 || imgs[0] != tag {
 		t.Errorf("Images by label = %v, want [%s]", imgs, tag)
 	}
 	if imgs, err := e.Images(ctx, map[string]string{"rivetr.test": run, apps.LabelManaged: "true"}); err != nil || len(imgs) != 1 {
@@ -388,6 +436,9 @@ func testRunServe(t *testing.T, e *Engine) {
 	}
 	if c.Addr == "" {
 		t.Fatalf("Run returned no Addr: %+v", c)
+	}
+	if others, err := e.List(ctx, map[string]string{"rivetr.test": run}); err != nil || len(others) != 1 {
+		t.Errorf("containers after Run: %+v, %v; want exactly one", others, err)
 	}
 	if e.loopback.Load() != strings.HasPrefix(c.Addr, "127.0.0.1:") {
 		t.Errorf("Addr %s with loopback publishing %v", c.Addr, e.loopback.Load())
@@ -425,14 +476,25 @@ func testRunServe(t *testing.T, e *Engine) {
 	if r.HostConfig.PublishAllPorts {
 		t.Error("PublishAllPorts is set")
 	}
-	if len(r.HostConfig.Ulimits) == 0 || r.HostConfig.Ulimits[0].Name != "nofile" {
-		t.Errorf("ulimits = %v, want the default nofile", r.HostConfig.Ulimits)
+	var ulimits []string
+	for _, u := range r.HostConfig.Ulimits {
+		name := strings.ToLower(strings.TrimPrefix(u.Name, "RLIMIT_")) // Podman reports RLIMIT_NOFILE
+		ulimits = append(ulimits, Ulimit{name, u.Soft, u.Hard}.String())
+	}
+	var want []string
+	for _, u := range e.ulimits {
+		want = append(want, u.String())
+	}
+	if strings.Join(ulimits, " ") != strings.Join(want, " ") {
+		t.Errorf("ulimits = %v, want the defaults %v", ulimits, want)
 	}
 	if p := r.HostConfig.RestartPolicy; p.Name != "on-failure" || p.MaximumRetryCount != 3 {
 		t.Errorf("restart policy = %+v", p)
 	}
-	if env := strings.Join(r.Config.Env, " "); !strings.Contains(env, "A=1 B=2 PORT=5000") {
-		t.Errorf("env = %v, want A=1 B=2 PORT=5000 in order", r.Config.Env)
+	for _, kv := range []string{"A=1", "B=2", "PORT=5000"} { // Podman reorders them
+		if !slices.Contains(r.Config.Env, kv) {
+			t.Errorf("env = %v, want %s in it", r.Config.Env, kv)
+		}
 	}
 	if ep := r.NetworkSettings.Networks[e.network]; ep == nil || !strings.Contains(strings.Join(ep.Aliases, " ")+" "+strings.Join(ep.DNSNames, " "), "web-"+run) {
 		t.Errorf("network %s endpoint %+v lacks alias web-%s", e.network, ep, run)
@@ -556,6 +618,22 @@ func TestDetectForcedEngineMissing(t *testing.T) {
 		}
 		if kind != Auto && !strings.Contains(msg, "no "+kind+" engine") {
 			t.Errorf("%s: error %q should name the engine wanted", kind, msg)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: error %q does not wrap the candidates' errors", kind, msg)
+		}
+		t.Logf("%s: %v", kind, err)
+	}
+
+	// A forced kind skips an engine of the other kind.
+	if _, err := os.Stat("/var/run/docker.sock"); err == nil && !testing.Short() {
+		_, err := detect(context.Background(), Options{Runtime: Podman}, []candidate{{host: "unix:///var/run/docker.sock"}, cands[1]})
+		if err != nil && strings.Contains(err.Error(), "(is docker)") {
+			t.Logf("podman forced: %v", err)
+		} else if err != nil && !strings.Contains(err.Error(), "Podman") {
+			t.Logf("docker.sock did not answer as docker: %v", err)
+		} else if err == nil {
+			t.Errorf("forced podman accepted /var/run/docker.sock; is it Podman's socket?")
 		}
 	}
 	if _, err := detect(context.Background(), Options{Runtime: "lxc"}, cands); err == nil || !strings.Contains(err.Error(), `"lxc"`) {

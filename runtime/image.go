@@ -47,8 +47,8 @@ func (e *Engine) BuildImage(ctx context.Context, b apps.ImageBuild) error {
 	if out == nil {
 		out = io.Discard
 	}
-	if b.Tag == "" {
-		return e.errorf("build image: no tag")
+	if b.Tag == "" || b.Dir == "" {
+		return e.errorf("build image %q: tag and directory are required", b.Tag)
 	}
 	dockerfile := b.Dockerfile
 	if dockerfile == "" {
@@ -185,8 +185,8 @@ func (e *Engine) RemoveImage(ctx context.Context, ref string) error {
 }
 
 // Images lists the images whose labels include all of labels: their tags
-// (as the engine names them), or the image ID for an untagged image;
-// sorted.
+// in Docker's short form (Podman's "docker.io/rivetr/app:3" is reported as
+// "rivetr/app:3"), or the image ID for an untagged image; sorted.
 func (e *Engine) Images(ctx context.Context, labels map[string]string) ([]string, error) {
 	res, err := e.cli.ImageList(ctx, client.ImageListOptions{Filters: labelFilters(labels)})
 	if err != nil {
@@ -197,7 +197,7 @@ func (e *Engine) Images(ctx context.Context, labels map[string]string) ([]string
 		n := len(out)
 		for _, t := range img.RepoTags {
 			if t != "<none>:<none>" {
-				out = append(out, t)
+				out = append(out, familiarName(t))
 			}
 		}
 		if len(out) == n {
@@ -206,4 +206,18 @@ func (e *Engine) Images(ctx context.Context, labels map[string]string) ([]string
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// familiarName shortens a fully qualified Docker Hub reference to the form
+// it was given in, as Docker reports it: "docker.io/library/x:1" is
+// "x:1" and "docker.io/rivetr/app:3" is "rivetr/app:3". Podman's API
+// reports the long forms.
+func familiarName(ref string) string {
+	if rest, ok := strings.CutPrefix(ref, "docker.io/library/"); ok && !strings.Contains(rest, "/") {
+		return rest
+	}
+	if rest, ok := strings.CutPrefix(ref, "docker.io/"); ok {
+		return rest
+	}
+	return ref
 }
