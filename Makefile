@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/rivetr
 DATA_DIR  ?= $(CURDIR)/.rivetr
 
-.PHONY: build run test test-unit lint bench engine clean
+.PHONY: build run test test-podman test-unit lint bench engine clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rivetr
@@ -24,6 +24,16 @@ engine:
 
 test: build engine
 	$(GO) test -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory test-podman
+
+# The engine and push-to-live tests again, against Podman's Docker-compatible
+# API. Skipped (with a message) when podman is not installed, except in CI.
+test-podman:
+	@rc=0; scripts/podman.sh || rc=$$?; \
+	if [ $$rc -eq 3 ] && [ "$${CI:-}" != "true" ]; then echo "test-podman: skipped, podman is not installed"; exit 0; fi; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	RIVETR_TEST_RUNTIME=podman $(GO) test -count=1 -timeout 15m ./runtime/ && \
+	RIVETR_TEST_RUNTIME=podman $(GO) test -count=1 -timeout 15m -run 'TestPush' ./e2e/
 
 test-unit:
 	$(GO) test -count=1 -short ./...

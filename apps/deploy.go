@@ -134,6 +134,9 @@ type DeployRequest struct {
 	User   string
 	Reason string // push, rebuild
 	Out    io.Writer
+	// Precheck, if set, runs once the app's deploy lock is held; an error
+	// stops the deploy before anything is built.
+	Precheck func() error
 }
 
 // lock takes the app's deploy lock, telling out when it must wait.
@@ -175,6 +178,11 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 		return err
 	}
 	defer unlock()
+	if req.Precheck != nil {
+		if err := req.Precheck(); err != nil {
+			return err
+		}
+	}
 	app, err := d.svc.App(ctx, req.App)
 	if err != nil {
 		return err

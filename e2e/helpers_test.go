@@ -149,6 +149,8 @@ type server struct {
 	cwd      string
 	home     string
 	tmp      string
+	// extraEnv is added to (and overrides) the daemon's environment.
+	extraEnv []string
 
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
@@ -219,7 +221,7 @@ func (s *server) start() {
 	s.stopped = false
 	s.cmd = exec.Command(rivetrBin, "serve")
 	s.cmd.Dir = s.cwd
-	s.cmd.Env = s.serveEnv()
+	s.cmd.Env = s.serveEnv(s.extraEnv...)
 	s.cmd.Stdout = s.stderr
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {

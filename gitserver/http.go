@@ -50,15 +50,15 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "rivetr serves only smart-HTTP git here", http.StatusForbidden)
 		return
 	}
-	app, err := ParsePath(repoPart)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
 	user, ok := h.authenticate(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="rivetr"`)
 		http.Error(w, "Authentication required: use an API token (rivetr tokens:create NAME) as the password", http.StatusUnauthorized)
+		return
+	}
+	app, err := ParsePath(repoPart)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	var path string
@@ -91,6 +91,13 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Canonical path for http-backend, whatever form the client used.
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = "/" + app + ".git/" + rest
+	if len(r2.TransferEncoding) > 0 {
+		// git sends packs over http.postBuffer (1 MiB) chunked, which
+		// net/http/cgi refuses. With no CONTENT_LENGTH, http-backend reads
+		// the body to EOF, so pass it on as a stream of unknown length.
+		r2.TransferEncoding = nil
+		r2.ContentLength = -1
+	}
 	cgiH.ServeHTTP(flushWriter{w}, r2)
 }
 

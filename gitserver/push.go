@@ -8,6 +8,8 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -28,6 +30,50 @@ type Pushes struct {
 	Repos    *Repos
 	Deployer Deployer
 	Log      zerolog.Logger
+
+	mu sync.Mutex
+	// pending holds, per app, the commit a successful deploy handed back to
+	// git whose ref update may not have happened yet (git updates refs only
+	// after the hook returns, when the deploy lock is already free).
+	pending map[string]pendingRef
+}
+
+type pendingRef struct {
+	ref, rev string
+	at       time.Time
+}
+
+// pendingTTL bounds how long a ref update is expected after its hook.
+const pendingTTL = time.Minute
+
+// checkCurrent refuses a push whose base is no longer the branch's head:
+// another push got there first while this one waited. git would refuse its
+// ref update anyway; refusing before the build keeps the code that serves
+// and the code in the branch the same.
+func (p *Pushes) checkCurrent(app, ref, old string) error {
+	cur := zeroRev
+	if rev, err := p.Repos.RefRev(app, ref); err == nil {
+		cur = rev
+	}
+	p.mu.Lock()
+	pend, ok := p.pending[app]
+	p.mu.Unlock()
+	if ok && pend.ref == ref && pend.rev != cur && time.Since(pend.at) < pendingTTL {
+		cur = pend.rev
+	}
+	if old != cur {
+		return fmt.Errorf("%s moved while this push waited (it is now at %.7s): fetch, merge and push again", strings.TrimPrefix(ref, "refs/heads/"), cur)
+	}
+	return nil
+}
+
+func (p *Pushes) setPending(app, ref, rev string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending == nil {
+		p.pending = map[string]pendingRef{}
+	}
+	p.pending[app] = pendingRef{ref: ref, rev: rev, at: time.Now()}
 }
 
 const zeroRev = "0000000000000000000000000000000000000000"
@@ -97,7 +143,12 @@ func (p *Pushes) PreReceive(ctx context.Context, env map[string]string, stdin io
 			return 1
 		}
 		p.Log.Info().Str("app", app).Str("rev", u.new).Str("user", user).Msg("deploy from push")
-		err = p.Deployer.Deploy(ctx, apps.DeployRequest{App: app, Rev: u.new, User: user, Reason: "push", Out: stdout})
+		u := u
+		err = p.Deployer.Deploy(ctx, apps.DeployRequest{App: app, Rev: u.new, User: user, Reason: "push", Out: stdout,
+			Precheck: func() error { return p.checkCurrent(app, u.ref, u.old) }})
+		if err == nil {
+			p.setPending(app, u.ref, u.new)
+		}
 		if err != nil {
 			p.Log.Warn().Str("app", app).Str("rev", u.new).Err(err).Msg("deploy failed")
 			for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {

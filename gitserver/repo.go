@@ -176,3 +176,16 @@ func (r *Repos) SetHead(app, branch string) error {
 	}
 	return nil
 }
+
+// RefRev returns the commit a ref points to.
+func (r *Repos) RefRev(app, ref string) (string, error) {
+	repo, err := git.PlainOpen(r.Path(app))
+	if err != nil {
+		return "", err
+	}
+	h, err := repo.Reference(plumbing.ReferenceName(ref), true)
+	if err != nil {
+		return "", err
+	}
+	return h.Hash().String(), nil
+}

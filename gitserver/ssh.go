@@ -52,7 +52,7 @@ type ctxKey struct{}
 // NewSSH serves on ln, which the caller opened early so that a busy port is
 // reported before anything else happens.
 func NewSSH(ln net.Listener, hostKey gossh.Signer, keys KeyFinder, run Runner, log zerolog.Logger) *SSHServer {
-	s := &SSHServer{ln: ln, keys: keys, run: run, log: log}
+	s := &SSHServer{ln: quickAckListener{ln}, keys: keys, run: run, log: log}
 	s.srv = &ssh.Server{
 		Handler:          s.handle,
 		PublicKeyHandler: s.authorize,

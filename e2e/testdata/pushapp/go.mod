@@ -1,0 +1,3 @@
+module rivetr.test/pushapp
+
+go 1.22
