@@ -77,7 +77,12 @@ type Deployer struct {
 
 	mu    sync.Mutex
 	locks map[string]chan struct{}
+
+	retiring sync.WaitGroup // background retirements, waited for by Wait
 }
+
+// Wait blocks until background retirements of old containers finish.
+func (d *Deployer) Wait() { d.retiring.Wait() }
 
 // NewDeployer wires a deployer. runtime may be nil when no container engine
 // answers; deploys then fail with a clear error.
@@ -317,7 +322,9 @@ func (d *Deployer) release(ctx context.Context, rel Release, out io.Writer) erro
 	if err := d.svc.store.MarkDeployed(ctx, rel.App, rel.Number); err != nil {
 		return err
 	}
-	d.retire(context.WithoutCancel(ctx), rel.App, rel.Number, out)
+	// The old containers no longer get requests; stopping them (up to the
+	// stop timeout each) happens after the push has returned.
+	d.retire(context.WithoutCancel(ctx), rel.App, rel.Number)
 	return nil
 }
 
@@ -349,27 +356,37 @@ func (d *Deployer) waitListening(ctx context.Context, c Container, out io.Writer
 	}
 }
 
-// retire stops and removes every container of app not of release keep.
-func (d *Deployer) retire(ctx context.Context, app string, keep int, out io.Writer) {
+// retire stops and removes, in the background, every container of app
+// not of release keep. The list is taken now, under the deploy lock, so a
+// later deploy's containers are never caught by it.
+func (d *Deployer) retire(ctx context.Context, app string, keep int) {
 	list, err := d.runtime.List(ctx, map[string]string{LabelApp: app})
 	if err != nil {
 		d.log.Printf("list containers of %s: %v", app, err)
 		return
 	}
+	var old []Container
 	for _, c := range list {
-		if c.Labels[LabelRelease] == strconv.Itoa(keep) {
-			continue
-		}
-		if out != nil {
-			fmt.Fprintf(out, "-----> Shutting down old container %s\n", c.Name)
-		}
-		if err := d.runtime.Stop(ctx, c.ID, d.cfg.StopTimeout); err != nil {
-			d.log.Printf("stop %s: %v", c.Name, err)
-		}
-		if err := d.runtime.Remove(ctx, c.ID); err != nil {
-			d.log.Printf("remove %s: %v", c.Name, err)
+		if c.Labels[LabelRelease] != strconv.Itoa(keep) {
+			old = append(old, c)
 		}
 	}
+	if len(old) == 0 {
+		return
+	}
+	d.retiring.Add(1)
+	go func() {
+		defer d.retiring.Done()
+		for _, c := range old {
+			d.log.Printf("retiring container %s of %s", c.Name, app)
+			if err := d.runtime.Stop(ctx, c.ID, d.cfg.StopTimeout); err != nil {
+				d.log.Printf("stop %s: %v", c.Name, err)
+			}
+			if err := d.runtime.Remove(ctx, c.ID); err != nil {
+				d.log.Printf("remove %s: %v", c.Name, err)
+			}
+		}
+	}()
 }
 
 // pruneImages removes the app's images except those of the newest
@@ -526,6 +543,9 @@ func (d *Deployer) Restore(ctx context.Context) error {
 		if len(ups) > 0 {
 			d.router.SetRoute(app.Name, d.Hosts(app.Name), ups)
 		}
+		// Containers of earlier releases left by a stop mid-retirement, or
+		// of a deploy cut off before its swap.
+		d.retire(context.Background(), app.Name, rel.Number)
 	}
 	return nil
 }

@@ -66,7 +66,7 @@ func TestPushSSH(t *testing.T) {
 		}
 		wantServes(t, srv, app, "/", "hello v2")
 		wantServes(t, srv, app, "/env/GIT_REV", rev2)
-		// The v1 container was retired before the push returned.
+		// The v1 container is retired (in the background, after the push).
 		web2 = runningWeb(t, eng, app)
 	}) {
 		return

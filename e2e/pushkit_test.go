@@ -487,21 +487,28 @@ func wantStillServes(t *testing.T, srv *server, app, want string) {
 	}
 }
 
-// runningWeb returns the ID of app's one container, failing unless app has
-// exactly one container and it runs.
+// runningWeb returns the ID of app's one container, failing unless app
+// comes to have exactly one container and it runs. Old containers are
+// retired in the background after a push returns, so it waits up to 30 s.
 func runningWeb(t *testing.T, eng *engine, app string) string {
 	t.Helper()
-	list := eng.containers(t, "rivetr.app="+app)
-	var ids []string
-	for _, c := range list {
-		if c.State == "running" {
-			ids = append(ids, c.ID)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		list := eng.containers(t, "rivetr.app="+app)
+		var ids []string
+		for _, c := range list {
+			if c.State == "running" {
+				ids = append(ids, c.ID)
+			}
 		}
+		if len(list) == 1 && len(ids) == 1 {
+			return ids[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("containers of %s: %d (%d running), want exactly 1 running: %+v", app, len(list), len(ids), list)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
-	if len(list) != 1 || len(ids) != 1 {
-		t.Fatalf("containers of %s: %d (%d running), want exactly 1 running: %+v", app, len(list), len(ids), list)
-	}
-	return ids[0]
 }
 
 // buildStepImage matches the image a build step made, as Docker (" ---> ID")

@@ -221,6 +221,12 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	d.ctl.Close(shutdownCtx)
 	d.api.Shutdown(shutdownCtx)
 	prx.Shutdown(shutdownCtx)
+	waitDone := make(chan struct{})
+	go func() { deployer.Wait(); close(waitDone) }()
+	select {
+	case <-waitDone:
+	case <-shutdownCtx.Done():
+	}
 	if serveErr != nil {
 		return serveErr
 	}
