@@ -44,6 +44,7 @@ lint:
 
 bench: build
 	bench/run.sh
+	bench/push.sh
 
 clean:
 	rm -rf bin

@@ -37,7 +37,11 @@ type Config struct {
 	ACMECARoot string
 	LogLevel   string
 	LogFormat  string // auto, json, console
-	File       string // the config file read, if any
+	// Ulimits are set on every container, "name=soft[:hard]" comma-separated;
+	// empty means rivetr's defaults (nofile 65536, nproc 32768, each capped
+	// to rivetr's own hard limit); "none" sets none.
+	Ulimits string
+	File    string // the config file read, if any
 }
 
 // SocketPath is the daemon's control socket.
@@ -65,6 +69,7 @@ var options = []option{
 	{"acme_ca_root", "acme-ca-root", "", "PEM file of extra roots to trust for the ACME CA"},
 	{"log_level", "log-level", "info", "log level: debug, info, warn, error"},
 	{"log_format", "log-format", "auto", "log format: auto (JSON unless stderr is a terminal), json, console"},
+	{"ulimits", "ulimits", "", "container ulimits, e.g. nofile=65536:65536,nproc=32768; empty: defaults; none: none"},
 }
 
 // Flags returns a flag set with one flag per option plus --config.
@@ -139,6 +144,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		ACMECARoot: v.GetString("acme_ca_root"),
 		LogLevel:   v.GetString("log_level"),
 		LogFormat:  v.GetString("log_format"),
+		Ulimits:    v.GetString("ulimits"),
 		File:       file,
 	}
 	if c.DataDir != "" {
@@ -168,6 +174,8 @@ func checkKeys(keys []string, file string) error {
 	}
 	return nil
 }
+
+var ulimitRe = regexp.MustCompile(`^[0-9]+(:[0-9]+)?$`)
 
 var domainRe = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -201,6 +209,14 @@ func (c Config) Validate() error {
 	}
 	if !slices.Contains([]string{"auto", "json", "console"}, c.LogFormat) {
 		return fmt.Errorf("log_format (RIVETR_LOG_FORMAT): invalid value %q (use auto, json or console)", c.LogFormat)
+	}
+	if c.Ulimits != "" && c.Ulimits != "none" {
+		for _, u := range strings.Split(c.Ulimits, ",") {
+			name, val, ok := strings.Cut(strings.TrimSpace(u), "=")
+			if !ok || name == "" || !ulimitRe.MatchString(val) {
+				return fmt.Errorf("ulimits (RIVETR_ULIMITS): invalid %q (want name=soft[:hard], comma-separated)", u)
+			}
+		}
 	}
 	if c.ACMECA != "" && !strings.HasPrefix(c.ACMECA, "https://") && !strings.HasPrefix(c.ACMECA, "http://") {
 		return fmt.Errorf("acme_ca (RIVETR_ACME_CA): invalid URL %q", c.ACMECA)

@@ -96,6 +96,7 @@ func TestBadValues(t *testing.T) {
 		"RIVETR_LOG_LEVEL":  "loud",
 		"RIVETR_ACME_CA":    "ftp://x",
 		"RIVETR_ACME_EMAIL": "nobody",
+		"RIVETR_ULIMITS":    "nofile=lots",
 	}
 	for k, v := range cases {
 		t.Run(k, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -126,7 +127,12 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	var images apps.ImageBuilder
 	engLog := log.With().Str("component", "runtime").Logger()
 	detectCtx, cancelDetect := context.WithTimeout(ctx, 10*time.Second)
-	eng, err := engine.Detect(detectCtx, engine.Options{Runtime: cfg.Runtime, Log: engLog})
+	ulimits, err := parseUlimits(cfg.Ulimits)
+	if err != nil {
+		cancelDetect()
+		return err
+	}
+	eng, err := engine.Detect(detectCtx, engine.Options{Runtime: cfg.Runtime, Log: engLog, DefaultUlimits: ulimits})
 	cancelDetect()
 	switch {
 	case err == nil:
@@ -263,6 +269,26 @@ func publicURL(httpAddr string) func(host string) string {
 		}
 		return "http://" + host + ":" + port
 	}
+}
+
+// parseUlimits reads the ulimits setting: "" for the engine's defaults,
+// "none" for none, else name=soft[:hard],...
+func parseUlimits(s string) ([]engine.Ulimit, error) {
+	switch s {
+	case "":
+		return nil, nil
+	case "none":
+		return []engine.Ulimit{}, nil
+	}
+	var out []engine.Ulimit
+	for _, part := range strings.Split(s, ",") {
+		u, err := engine.ParseUlimit(part)
+		if err != nil {
+			return nil, fmt.Errorf("ulimits: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
 }
 
 // noBuilder stands in when no engine answers: deploys stop before it.
