@@ -71,6 +71,25 @@ func (d Deps) parseConfigArgs(ctx context.Context, args []string) (configArgs, e
 	return c, nil
 }
 
+// scopeOnly parses args that must name a scope and nothing else.
+func (d Deps) scopeOnly(ctx context.Context, args []string) (configArgs, error) {
+	c, err := d.parseConfigArgs(ctx, args)
+	if err == nil && len(c.rest) > 0 {
+		err = Failf("Too many arguments: unexpected %q", c.rest[0])
+	}
+	return c, err
+}
+
+// scopeEnv parses a scope-only call and reads its config.
+func (d Deps) scopeEnv(ctx context.Context, args []string) (configArgs, map[string]string, error) {
+	c, err := d.scopeOnly(ctx, args)
+	if err != nil {
+		return c, nil, err
+	}
+	env, err := d.env(ctx, c)
+	return c, env, err
+}
+
 // env returns the scope's config, merged with the global one if asked.
 func (d Deps) env(ctx context.Context, c configArgs) (map[string]string, error) {
 	if c.merged {
@@ -87,14 +106,7 @@ func scopeLabel(scope string) string {
 }
 
 func (d Deps) configShow(ctx context.Context, s *Session, args []string) error {
-	c, err := d.parseConfigArgs(ctx, args)
-	if err != nil {
-		return err
-	}
-	if len(c.rest) > 0 {
-		return Failf("Too many arguments: unexpected %q", c.rest[0])
-	}
-	env, err := d.env(ctx, c)
+	c, env, err := d.scopeEnv(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -184,12 +196,9 @@ func (d Deps) configUnset(ctx context.Context, s *Session, args []string) error 
 }
 
 func (d Deps) configClear(ctx context.Context, s *Session, args []string) error {
-	c, err := d.parseConfigArgs(ctx, args)
+	c, err := d.scopeOnly(ctx, args)
 	if err != nil {
 		return err
-	}
-	if len(c.rest) > 0 {
-		return Failf("Too many arguments: unexpected %q", c.rest[0])
 	}
 	if err := d.Apps.UpdateEnv(ctx, c.scope, apps.EnvChange{Clear: true}); err != nil {
 		return err
@@ -199,14 +208,7 @@ func (d Deps) configClear(ctx context.Context, s *Session, args []string) error 
 }
 
 func (d Deps) configKeys(ctx context.Context, s *Session, args []string) error {
-	c, err := d.parseConfigArgs(ctx, args)
-	if err != nil {
-		return err
-	}
-	if len(c.rest) > 0 {
-		return Failf("Too many arguments: unexpected %q", c.rest[0])
-	}
-	env, err := d.env(ctx, c)
+	_, env, err := d.scopeEnv(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -217,19 +219,12 @@ func (d Deps) configKeys(ctx context.Context, s *Session, args []string) error {
 }
 
 func (d Deps) configExport(ctx context.Context, s *Session, args []string) error {
-	c, err := d.parseConfigArgs(ctx, args)
+	c, env, err := d.scopeEnv(ctx, args)
 	if err != nil {
 		return err
-	}
-	if len(c.rest) > 0 {
-		return Failf("Too many arguments: unexpected %q", c.rest[0])
 	}
 	if c.format == "" {
 		c.format = "exports"
-	}
-	env, err := d.env(ctx, c)
-	if err != nil {
-		return err
 	}
 	out, err := envfile.Format(env, c.format)
 	if err != nil {
@@ -300,14 +295,7 @@ func (d Deps) configImport(ctx context.Context, s *Session, args []string) error
 }
 
 func (d Deps) configBundle(ctx context.Context, s *Session, args []string) error {
-	c, err := d.parseConfigArgs(ctx, args)
-	if err != nil {
-		return err
-	}
-	if len(c.rest) > 0 {
-		return Failf("Too many arguments: unexpected %q", c.rest[0])
-	}
-	env, err := d.env(ctx, c)
+	_, env, err := d.scopeEnv(ctx, args)
 	if err != nil {
 		return err
 	}
