@@ -2,11 +2,15 @@ package apps
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +76,7 @@ type Deployer struct {
 	builder Builder
 	runtime Runtime
 	router  Router
+	hooks   Hooks
 	log     Logger
 	cfg     DeployerConfig
 
@@ -102,8 +107,11 @@ func NewDeployer(svc *Service, source Source, builder Builder, runtime Runtime, 
 	if cfg.URL == nil {
 		cfg.URL = func(host string) string { return "http://" + host }
 	}
-	return &Deployer{svc: svc, source: source, builder: builder, runtime: runtime, router: router, log: log, cfg: cfg, locks: map[string]chan struct{}{}}
+	return &Deployer{svc: svc, source: source, builder: builder, runtime: runtime, router: router, hooks: NoHooks{}, log: log, cfg: cfg, locks: map[string]chan struct{}{}}
 }
+
+// SetHooks makes the deployer call hooks at Dokku's trigger points.
+func (d *Deployer) SetHooks(h Hooks) { d.hooks = h }
 
 // Settings of the git namespace, with their defaults.
 const (
@@ -214,13 +222,38 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	if err := d.source.Checkout(ctx, req.App, req.Rev, dir, keepGit == "true"); err != nil {
 		return err
 	}
+	if _, err := d.hooks.Run(ctx, "post-extract", []string{req.App, dir, req.Rev}, HookOpts{Out: req.Out}); err != nil {
+		return err
+	}
+	man, err := readManifests(dir)
+	if err != nil {
+		return err
+	}
 
+	// Config: the revision, and app.json env for keys not set yet.
+	set := map[string]string{}
 	revVar, err := d.svc.Setting(ctx, req.App, "git", GitRevEnvVar, DefaultRevEnv)
 	if err != nil {
 		return err
 	}
 	if revVar != "" && ValidateEnvKey(revVar) == nil {
-		if err := d.svc.UpdateEnv(ctx, req.App, EnvChange{Set: map[string]string{revVar: req.Rev}}); err != nil {
+		set[revVar] = req.Rev
+	}
+	if man.appJSON != nil && len(man.appJSON.Env) > 0 {
+		current, err := d.svc.MergedEnv(ctx, req.App)
+		if err != nil {
+			return err
+		}
+		add, err := ApplyAppEnv(man.appJSON.Env, current, randomHex)
+		if err != nil {
+			return Errorf(ErrDeployFailed, "app.json env: %v", err)
+		}
+		for k, v := range add {
+			set[k] = v
+		}
+	}
+	if len(set) > 0 {
+		if err := d.svc.UpdateEnv(ctx, req.App, EnvChange{Set: set}); err != nil {
 			return err
 		}
 	}
@@ -229,21 +262,15 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 		return err
 	}
 	rel := Release{App: req.App, Rev: req.Rev, Env: env, Status: ReleasePending, Reason: req.Reason,
-		CreatedBy: req.User, CreatedAt: time.Now().UTC()}
+		CreatedBy: req.User, CreatedAt: time.Now().UTC(),
+		Procfile: man.procfile, AppJSON: man.appJSONRaw, Checks: man.checks}
 	rel.Number, err = d.svc.store.CreateRelease(ctx, rel)
 	if err != nil {
 		return err
 	}
 	logBuf := &tailBuffer{max: 64 << 10}
 	out := io.MultiWriter(req.Out, logBuf)
-	fail := func(err error) error {
-		rel.Status = ReleaseFailed
-		rel.Log = logBuf.String() + "\n" + err.Error()
-		if uerr := d.svc.store.UpdateRelease(context.WithoutCancel(ctx), rel); uerr != nil {
-			d.log.Printf("record failed release %s v%d: %v", req.App, rel.Number, uerr)
-		}
-		return err
-	}
+	fail := d.failer(ctx, &rel, logBuf)
 
 	settings, err := d.svc.Settings(ctx, req.App, "builder-dockerfile")
 	if err != nil {
@@ -257,6 +284,9 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	buildArgs := BuildOptions(opts["build"], env, labels)
 	labels[LabelApp], labels[LabelRelease] = req.App, strconv.Itoa(rel.Number)
 	rel.Image = fmt.Sprintf("rivetr/%s:%d", req.App, rel.Number)
+	if _, err := d.hooks.Run(ctx, "pre-build", []string{"dockerfile", req.App, dir}, HookOpts{Out: out}); err != nil {
+		return fail(err)
+	}
 	rel.Builder, err = d.builder.Build(ctx, BuildRequest{
 		App: req.App, Dir: dir, Tag: rel.Image, Settings: settings, Out: out,
 		Labels: labels, BuildArgs: buildArgs,
@@ -264,166 +294,752 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	if err != nil {
 		return fail(err)
 	}
-	fmt.Fprintf(out, "-----> Releasing %s...\n", req.App)
+	if _, err := d.hooks.Run(ctx, "post-build", []string{rel.Builder, req.App, dir}, HookOpts{Out: out}); err != nil {
+		return fail(err)
+	}
 	if err := d.svc.store.UpdateRelease(ctx, rel); err != nil {
 		return fail(err)
 	}
-	if err := d.release(ctx, rel, out); err != nil {
-		return fail(err)
-	}
-	d.pruneImages(ctx, req.App)
-	for _, h := range d.Hosts(req.App) {
-		fmt.Fprintf(out, "=====> Application deployed:\n       %s\n", d.cfg.URL(h))
-	}
-	rel.Status = ReleaseDeployed
-	rel.Log = logBuf.String()
-	return d.svc.store.UpdateRelease(context.WithoutCancel(ctx), rel)
+	return d.rollout(ctx, &rel, out, logBuf, true)
 }
 
-// release starts rel's containers, waits for them, swaps the route and
-// retires the containers of earlier releases.
-func (d *Deployer) release(ctx context.Context, rel Release, out io.Writer) error {
-	fmt.Fprintf(out, "-----> Deploying %s...\n", rel.App)
-	if err := d.runtime.EnsureNetwork(ctx); err != nil {
+// failer returns the function that records rel as failed with its log.
+func (d *Deployer) failer(ctx context.Context, rel *Release, logBuf *tailBuffer) func(error) error {
+	return func(err error) error {
+		rel.Status = ReleaseFailed
+		rel.Log = logBuf.String() + "\n" + err.Error()
+		if uerr := d.svc.store.UpdateRelease(context.WithoutCancel(ctx), *rel); uerr != nil {
+			d.log.Printf("record failed release %s v%d: %v", rel.App, rel.Number, uerr)
+		}
 		return err
 	}
-	port := d.cfg.DefaultPort
-	env := make(map[string]string, len(rel.Env)+1)
-	for k, v := range rel.Env {
-		env[k] = v
+}
+
+// manifests are the files of the code that shape a release.
+type manifests struct {
+	procfile, appJSONRaw, checks string
+	appJSON                      *AppJSON
+}
+
+// maxManifest bounds Procfile, app.json and CHECKS.
+const maxManifest = 256 << 10
+
+func readManifests(dir string) (manifests, error) {
+	var m manifests
+	read := func(name string) (string, error) {
+		f, err := os.Open(filepath.Join(dir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, maxManifest+1))
+		if err != nil {
+			return "", err
+		}
+		if len(b) > maxManifest {
+			return "", Errorf(ErrDeployFailed, "%s is larger than %d bytes", name, maxManifest)
+		}
+		return string(b), nil
 	}
-	env["PORT"] = strconv.Itoa(port)
-	spec := ContainerSpec{
-		Name:          fmt.Sprintf("%s.web.1.v%d", rel.App, rel.Number),
-		Image:         rel.Image,
-		Env:           env,
-		Port:          port,
-		RestartPolicy: "unless-stopped",
-		Labels: map[string]string{
-			LabelApp: rel.App, LabelProcess: "web", LabelRelease: strconv.Itoa(rel.Number),
-		},
+	var err error
+	if m.procfile, err = read("Procfile"); err != nil {
+		return m, err
 	}
-	// A container left by an earlier attempt at this release number (a
-	// crash mid-deploy) would block the name.
-	if stale, err := d.runtime.List(ctx, map[string]string{LabelApp: rel.App, LabelRelease: strconv.Itoa(rel.Number)}); err == nil {
-		for _, c := range stale {
-			d.runtime.Remove(ctx, c.ID)
+	if m.appJSONRaw, err = read("app.json"); err != nil {
+		return m, err
+	}
+	if m.checks, err = read("CHECKS"); err != nil {
+		return m, err
+	}
+	return m, m.parse()
+}
+
+// parse checks the files and keeps the parsed app.json.
+func (m *manifests) parse() error {
+	if m.procfile != "" {
+		if _, err := ParseProcfile([]byte(m.procfile)); err != nil {
+			return Errorf(ErrDeployFailed, "Procfile: %v", err)
 		}
 	}
-	c, err := d.runtime.Run(ctx, spec)
-	if err != nil {
-		return fmt.Errorf("start web.1: %w", err)
+	if m.appJSONRaw != "" {
+		a, err := ParseAppJSON([]byte(m.appJSONRaw))
+		if err != nil {
+			return Errorf(ErrDeployFailed, "app.json: %v", err)
+		}
+		m.appJSON = a
 	}
-	if err := d.waitListening(ctx, c, out); err != nil {
-		d.runtime.Remove(context.WithoutCancel(ctx), c.ID)
-		return Errorf(ErrDeployFailed, "Could not start due to 1 failed checks (web.1): %v", err)
-	}
-	d.router.SetRoute(rel.App, d.Hosts(rel.App), []string{c.Addr})
-	if err := d.svc.store.MarkDeployed(ctx, rel.App, rel.Number); err != nil {
-		return err
-	}
-	// The old containers no longer get requests; stopping them (up to the
-	// stop timeout each) happens after the push has returned.
-	d.retire(context.WithoutCancel(ctx), rel.App, rel.Number)
 	return nil
 }
 
-// waitListening waits until the container accepts TCP on its address.
-func (d *Deployer) waitListening(ctx context.Context, c Container, out io.Writer) error {
-	if c.Addr == "" {
-		return errors.New("container has no address")
+func randomHex(n int) string {
+	b := make([]byte, (n+1)/2)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
 	}
-	fmt.Fprintf(out, "-----> Waiting for web.1 to listen on port %d\n", d.cfg.DefaultPort)
-	deadline := time.Now().Add(d.cfg.StartTimeout)
-	for {
-		conn, err := net.DialTimeout("tcp", c.Addr, time.Second)
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		st, ierr := d.runtime.Inspect(ctx, c.ID)
-		if ierr == nil && !st.Running {
-			return fmt.Errorf("container exited (%s) before listening", st.State)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nothing listened on port %d within %s", d.cfg.DefaultPort, d.cfg.StartTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return hex.EncodeToString(b)[:n]
 }
 
-// retire stops and removes, in the background, every container of app
-// not of release keep. The list is taken now, under the deploy lock, so a
-// later deploy's containers are never caught by it.
-func (d *Deployer) retire(ctx context.Context, app string, keep int) {
-	list, err := d.runtime.List(ctx, map[string]string{LabelApp: app})
+// Redeploy rolls out a new release of app's current image with its config
+// as it is now (after a config change, a scale, a restart). Before the
+// first deploy there is nothing to restart: it returns nil.
+func (d *Deployer) Redeploy(ctx context.Context, app, reason, user string, out io.Writer) error {
+	unlock, err := d.lock(ctx, app, out)
 	if err != nil {
-		d.log.Printf("list containers of %s: %v", app, err)
-		return
+		return err
 	}
-	var old []Container
-	for _, c := range list {
-		if c.Labels[LabelRelease] != strconv.Itoa(keep) {
-			old = append(old, c)
+	defer unlock()
+	cur, ok, err := d.svc.store.CurrentRelease(ctx, app)
+	if err != nil || !ok {
+		return err
+	}
+	if d.runtime == nil {
+		return Errorf(ErrDeployFailed, "No container engine is available")
+	}
+	env, err := d.svc.MergedEnv(ctx, app)
+	if err != nil {
+		return err
+	}
+	return d.newReleaseFrom(ctx, cur, env, reason, user, out)
+}
+
+// Rollback rolls out a new release with the image and config of release
+// number (0: the one before the current).
+func (d *Deployer) Rollback(ctx context.Context, app string, number int, user string, out io.Writer) error {
+	unlock, err := d.lock(ctx, app, out)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if d.runtime == nil {
+		return Errorf(ErrDeployFailed, "No container engine is available")
+	}
+	rels, err := d.svc.store.Releases(ctx, app)
+	if err != nil {
+		return err
+	}
+	cur, _, err := d.svc.store.CurrentRelease(ctx, app)
+	if err != nil {
+		return err
+	}
+	var target *Release
+	for i := range rels {
+		r := &rels[i]
+		good := r.Status == ReleaseDeployed || r.Status == ReleaseSuperseded
+		if number == 0 && good && r.Number < cur.Number && r.Image != "" {
+			target = r
+			break
+		}
+		if number != 0 && r.Number == number {
+			if !good {
+				return Errorf(ErrNoRelease, "Release %d of %s is %s; only releases that were deployed can be rolled back to", number, app, r.Status)
+			}
+			target = r
+			break
 		}
 	}
+	if target == nil {
+		if number == 0 {
+			return Errorf(ErrNoRelease, "%s has no earlier release to roll back to", app)
+		}
+		return Errorf(ErrNoRelease, "Release %d of %s not found", number, app)
+	}
+	if imgs, err := d.runtime.Images(ctx, map[string]string{LabelApp: app}); err == nil && !slices.Contains(imgs, target.Image) {
+		return Errorf(ErrNoRelease, "The image of release %d (%s) was pruned; raise the release retention to keep more", target.Number, target.Image)
+	}
+	fmt.Fprintf(out, "-----> Rolling back %s to release %d\n", app, target.Number)
+	return d.newReleaseFrom(ctx, *target, target.Env, fmt.Sprintf("rollback to %d", target.Number), user, out)
+}
+
+// newReleaseFrom records a release reusing base's image and manifests with
+// env, and rolls it out. The caller holds the lock.
+func (d *Deployer) newReleaseFrom(ctx context.Context, base Release, env map[string]string, reason, user string, out io.Writer) error {
+	rel := Release{App: base.App, Rev: base.Rev, Image: base.Image, Builder: base.Builder, Env: env,
+		Status: ReleasePending, Reason: reason, CreatedBy: user, CreatedAt: time.Now().UTC(),
+		Procfile: base.Procfile, AppJSON: base.AppJSON, Checks: base.Checks}
+	var err error
+	rel.Number, err = d.svc.store.CreateRelease(ctx, rel)
+	if err != nil {
+		return err
+	}
+	logBuf := &tailBuffer{max: 64 << 10}
+	w := io.MultiWriter(out, logBuf)
+	tasks := reason != "scale" && reason != "restart"
+	return d.rollout(ctx, &rel, w, logBuf, tasks)
+}
+
+// proc is one container to run: process type and index.
+type proc struct {
+	typ   string
+	index int
+	cmd   []string
+}
+
+func (p proc) name() string { return fmt.Sprintf("%s.%d", p.typ, p.index) }
+
+// rollout runs release tasks, starts rel's containers beside the old ones,
+// checks them, swaps the route and retires the old containers. On any
+// failure the new containers are removed and the old keep serving.
+func (d *Deployer) rollout(ctx context.Context, rel *Release, out io.Writer, logBuf *tailBuffer, tasks bool) error {
+	fail := d.failer(ctx, rel, logBuf)
+	man := manifests{procfile: rel.Procfile, appJSONRaw: rel.AppJSON, checks: rel.Checks}
+	if err := man.parse(); err != nil {
+		return fail(err)
+	}
+	formation, err := d.formation(ctx, rel.App, man)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(out, "-----> Releasing %s...\n", rel.App)
+	if tasks {
+		if err := d.releaseTasks(ctx, rel, man, out); err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := d.hooks.Run(ctx, "pre-deploy", []string{rel.App, rel.Image}, HookOpts{Out: out}); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(out, "-----> Deploying %s...\n", rel.App)
+	if err := d.runtime.EnsureNetwork(ctx); err != nil {
+		return fail(err)
+	}
+	old, err := d.runtime.List(ctx, map[string]string{LabelApp: rel.App})
+	if err != nil {
+		return fail(fmt.Errorf("list containers of %s: %w", rel.App, err))
+	}
+	old = slices.DeleteFunc(old, func(c Container) bool {
+		return c.Labels[LabelProcess] == "run" || c.Labels[LabelRelease] == strconv.Itoa(rel.Number)
+	})
+	checkCfg, err := d.checkSettings(ctx, rel.App)
+	if err != nil {
+		return fail(err)
+	}
+	var procs []proc
+	for _, typ := range formation.types {
+		for i := 1; i <= formation.count[typ]; i++ {
+			procs = append(procs, proc{typ: typ, index: i, cmd: formation.cmd[typ]})
+		}
+	}
+	// Types whose checks are disabled stop their old containers first, as
+	// Dokku does: there is nothing to tell when the new ones are ready.
+	for _, typ := range formation.types {
+		if checkCfg.disabled(typ) {
+			fmt.Fprintf(out, "-----> Zero downtime is disabled for %s: stopping old %s containers first\n", typ, typ)
+			var keep []Container
+			for _, c := range old {
+				if c.Labels[LabelProcess] == typ {
+					if typ == "web" {
+						d.router.RemoveRoute(rel.App)
+					}
+					d.stopRemove(context.WithoutCancel(ctx), c, rel.App)
+				} else {
+					keep = append(keep, c)
+				}
+			}
+			old = keep
+		}
+	}
+	started, err := d.startAll(ctx, rel, procs, out)
+	if err == nil {
+		err = d.checkAll(ctx, rel, man, started, checkCfg, out)
+	}
+	if err == nil && tasks && man.appJSON != nil && man.appJSON.Scripts.Dokku.Postdeploy != "" {
+		err = d.runTask(ctx, rel, "postdeploy", man.appJSON.Scripts.Dokku.Postdeploy, out)
+	}
+	if err != nil {
+		for _, c := range started {
+			d.runtime.Remove(context.WithoutCancel(ctx), c.ID)
+		}
+		return fail(err)
+	}
+
+	// Swap: one atomic route change to the new web containers.
+	var ups []string
+	for _, c := range started {
+		if c.Labels[LabelProcess] == "web" && c.Addr != "" {
+			ups = append(ups, c.Addr)
+		}
+	}
+	swapped := time.Now()
+	if len(ups) > 0 {
+		d.router.SetRoute(rel.App, d.Hosts(rel.App), ups)
+	} else {
+		d.router.RemoveRoute(rel.App)
+	}
+	if err := d.svc.store.MarkDeployed(context.WithoutCancel(ctx), rel.App, rel.Number); err != nil {
+		return fail(err)
+	}
+	d.log.Printf("%s v%d live: %d web upstreams swapped at %s", rel.App, rel.Number, len(ups), swapped.Format(time.RFC3339Nano))
+	var webURLs []string
+	for _, h := range d.Hosts(rel.App) {
+		webURLs = append(webURLs, d.cfg.URL(h))
+	}
+	if _, err := d.hooks.Run(ctx, "post-deploy", []string{rel.App, strconv.Itoa(d.cfg.DefaultPort), "", rel.Image}, HookOpts{Out: out}); err != nil {
+		fmt.Fprintf(out, " !     post-deploy hook: %v\n", err)
+	}
+	d.retire(rel.App, old, checkCfg)
+	d.pruneImages(context.WithoutCancel(ctx), rel.App)
+	if len(ups) > 0 {
+		fmt.Fprintf(out, "=====> Application deployed:\n")
+		for _, u := range webURLs {
+			fmt.Fprintf(out, "       %s\n", u)
+		}
+	} else {
+		fmt.Fprintf(out, "=====> Application deployed (no web process)\n")
+	}
+	rel.Status = ReleaseDeployed
+	rel.Log = logBuf.String()
+	return d.svc.store.UpdateRelease(context.WithoutCancel(ctx), *rel)
+}
+
+// formationPlan says which process types run, how many of each, and with
+// which command (nil: the image's own).
+type formationPlan struct {
+	types []string
+	count map[string]int
+	cmd   map[string][]string
+}
+
+// formation computes the process counts: app.json formation wins, then
+// ps:scale settings, then web=1 and other types 0 (as Dokku).
+func (d *Deployer) formation(ctx context.Context, app string, man manifests) (formationPlan, error) {
+	f := formationPlan{count: map[string]int{}, cmd: map[string][]string{}}
+	if man.procfile != "" {
+		p, err := ParseProcfile([]byte(man.procfile))
+		if err != nil {
+			return f, err
+		}
+		for _, t := range p.Types {
+			if t == "release" {
+				continue
+			}
+			f.types = append(f.types, t)
+			f.cmd[t] = CommandArgs(p.Commands[t])
+		}
+	}
+	if !slices.Contains(f.types, "web") {
+		// Without a web type in the Procfile, web runs the image's command.
+		f.types = append([]string{"web"}, f.types...)
+	}
+	scale, err := d.svc.Settings(ctx, app, "formation")
+	if err != nil {
+		return f, err
+	}
+	for _, t := range f.types {
+		n := 0
+		if t == "web" {
+			n = 1
+		}
+		if v, ok := scale[t]; ok {
+			n, _ = strconv.Atoi(v)
+		}
+		if man.appJSON != nil {
+			if e, ok := man.appJSON.Formation[t]; ok && e.Quantity != nil {
+				n = *e.Quantity
+			}
+		}
+		f.count[t] = n
+	}
+	return f, nil
+}
+
+// CommandArgs turns a Procfile command into argv: split on spaces when it
+// has no shell syntax (so images without a shell work), else /bin/sh -c.
+func CommandArgs(cmd string) []string {
+	cmd = strings.TrimSpace(cmd)
+	if cmd == "" {
+		return nil
+	}
+	if strings.ContainsAny(cmd, "$&|;<>()'\"\\`*?~#{}[]=\n") {
+		return []string{"/bin/sh", "-c", cmd}
+	}
+	return strings.Fields(cmd)
+}
+
+// releaseTasks runs app.json's predeploy and the Procfile's release command
+// in one-off containers of the new image.
+func (d *Deployer) releaseTasks(ctx context.Context, rel *Release, man manifests, out io.Writer) error {
+	if man.appJSON != nil && man.appJSON.Scripts.Dokku.Predeploy != "" {
+		if err := d.runTask(ctx, rel, "predeploy", man.appJSON.Scripts.Dokku.Predeploy, out); err != nil {
+			return err
+		}
+	}
+	if man.procfile != "" {
+		p, _ := ParseProcfile([]byte(man.procfile))
+		if cmd := p.Commands["release"]; cmd != "" {
+			if err := d.runTask(ctx, rel, "release", cmd, out); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// runTask runs one release task; a non-zero exit fails the deploy with
+// Dokku's "Execution of <task> task failed".
+func (d *Deployer) runTask(ctx context.Context, rel *Release, task, cmd string, out io.Writer) error {
+	fmt.Fprintf(out, "-----> Running %s task: %s\n", task, cmd)
+	spec, err := d.containerSpec(ctx, rel, proc{typ: task, index: 1, cmd: CommandArgs(cmd)})
+	if err != nil {
+		return err
+	}
+	spec.Name = fmt.Sprintf("%s.%s.v%d.%s", rel.App, task, rel.Number, randomHex(6))
+	spec.RestartPolicy = "no"
+	code, err := d.runtime.RunAttached(ctx, spec, Streams{Stdout: indent(out), Stderr: indent(out)})
+	if err != nil {
+		return Errorf(ErrDeployFailed, "Execution of %s task failed: %v", task, err)
+	}
+	if code != 0 {
+		return Errorf(ErrDeployFailed, "Execution of %s task failed: %s exited with status %d", task, cmd, code)
+	}
+	return nil
+}
+
+// containerSpec is the spec of one process of rel, with the app's ps,
+// resource and storage settings.
+func (d *Deployer) containerSpec(ctx context.Context, rel *Release, p proc) (ContainerSpec, error) {
+	ps, err := d.svc.Settings(ctx, rel.App, "ps")
+	if err != nil {
+		return ContainerSpec{}, err
+	}
+	res, err := d.resources(ctx, rel.App, p.typ)
+	if err != nil {
+		return ContainerSpec{}, err
+	}
+	mounts, err := d.mounts(ctx, rel.App)
+	if err != nil {
+		return ContainerSpec{}, err
+	}
+	env := make(map[string]string, len(rel.Env)+2)
+	for k, v := range rel.Env {
+		env[k] = v
+	}
+	env["PORT"] = strconv.Itoa(d.cfg.DefaultPort)
+	env["DYNO"] = p.name()
+	policy := ps["restart-policy"]
+	if policy == "" {
+		policy = "unless-stopped"
+	}
+	spec := ContainerSpec{
+		Name:          fmt.Sprintf("%s.%s.%d.v%d", rel.App, p.typ, p.index, rel.Number),
+		Image:         rel.Image,
+		Cmd:           p.cmd,
+		Env:           env,
+		RestartPolicy: policy,
+		Labels:        map[string]string{LabelApp: rel.App, LabelProcess: p.typ, LabelRelease: strconv.Itoa(rel.Number)},
+		Mounts:        mounts,
+		Resources:     res,
+		StopTimeout:   d.stopTimeout(ps),
+	}
+	if p.typ == "web" {
+		spec.Port = d.cfg.DefaultPort
+	}
+	return spec, nil
+}
+
+func (d *Deployer) stopTimeout(ps map[string]string) time.Duration {
+	if n, err := strconv.Atoi(ps["stop-timeout-seconds"]); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	return d.cfg.StopTimeout
+}
+
+// startAll starts every new container; on error it removes those started.
+func (d *Deployer) startAll(ctx context.Context, rel *Release, procs []proc, out io.Writer) ([]Container, error) {
+	var started []Container
+	for _, p := range procs {
+		spec, err := d.containerSpec(ctx, rel, p)
+		if err != nil {
+			return started, err
+		}
+		// A container left by an earlier attempt at this release (a crash
+		// mid-deploy) would block the name.
+		if stale, err := d.runtime.List(ctx, map[string]string{LabelApp: rel.App, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: p.typ}); err == nil {
+			for _, c := range stale {
+				if c.Name == spec.Name {
+					d.runtime.Remove(ctx, c.ID)
+				}
+			}
+		}
+		c, err := d.runtime.Run(ctx, spec)
+		if err != nil {
+			return started, fmt.Errorf("start %s: %w", p.name(), err)
+		}
+		if c.Labels == nil {
+			c.Labels = spec.Labels
+		}
+		started = append(started, c)
+	}
+	return started, nil
+}
+
+// checkSettings are the checks namespace's settings of an app.
+type checkSettings struct {
+	disabledTypes, skippedTypes []string
+	defaultWait, waitToRetire   time.Duration
+}
+
+func (c checkSettings) disabled(typ string) bool {
+	return slices.Contains(c.disabledTypes, typ) || slices.Contains(c.disabledTypes, "_all_")
+}
+
+func (c checkSettings) skipped(typ string) bool {
+	return slices.Contains(c.skippedTypes, typ) || slices.Contains(c.skippedTypes, "_all_")
+}
+
+// Defaults of the checks namespace, as Dokku's.
+const (
+	DefaultChecksWait   = 10 * time.Second
+	DefaultWaitToRetire = 60 * time.Second
+)
+
+func (d *Deployer) checkSettings(ctx context.Context, app string) (checkSettings, error) {
+	var c checkSettings
+	get := func(key, def string) (string, error) { return d.svc.Setting(ctx, app, "checks", key, def) }
+	dis, err := get("disabled", "")
+	if err != nil {
+		return c, err
+	}
+	skip, err := get("skipped", "")
+	if err != nil {
+		return c, err
+	}
+	c.disabledTypes = splitList(dis)
+	c.skippedTypes = splitList(skip)
+	c.defaultWait = DefaultChecksWait
+	if v, err := get("default-wait", ""); err == nil && v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			c.defaultWait = time.Duration(n) * time.Second
+		}
+	}
+	c.waitToRetire = DefaultWaitToRetire
+	if v, err := get("wait-to-retire", ""); err == nil && v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			c.waitToRetire = time.Duration(n) * time.Second
+		}
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// checkAll runs each new container's checks in parallel and fails with
+// Dokku's "Could not start due to N failed checks (web.1, ...)".
+func (d *Deployer) checkAll(ctx context.Context, rel *Release, man manifests, started []Container, cfg checkSettings, out io.Writer) error {
+	var checksFile []Healthcheck
+	if man.checks != "" {
+		var err error
+		if checksFile, err = ParseChecksFile([]byte(man.checks), rel.Env); err != nil {
+			return Errorf(ErrDeployFailed, "CHECKS: %v", err)
+		}
+	}
+	var mu sync.Mutex
+	var failed []string
+	var wg sync.WaitGroup
+	w := &lockedWriter{w: out}
+	for _, c := range started {
+		typ := c.Labels[LabelProcess]
+		name := strings.TrimPrefix(c.Name, rel.App+".")
+		name = strings.TrimSuffix(name, ".v"+strconv.Itoa(rel.Number))
+		if cfg.disabled(typ) || cfg.skipped(typ) {
+			fmt.Fprintf(w, "-----> Checks for %s are %s\n", name, map[bool]string{true: "disabled", false: "skipped"}[cfg.disabled(typ)])
+			continue
+		}
+		var checks []Healthcheck
+		if man.appJSON != nil {
+			checks = man.appJSON.Healthchecks[typ]
+		}
+		if len(checks) == 0 && typ == "web" {
+			checks = checksFile
+		}
+		wg.Add(1)
+		go func(c Container, name string, checks []Healthcheck) {
+			defer wg.Done()
+			id := c.ID
+			target := CheckTarget{Name: name, Addr: c.Addr,
+				Running: func(ctx context.Context) (bool, error) {
+					st, err := d.runtime.Inspect(ctx, id)
+					return st.Running, err
+				},
+				Exec: func(ctx context.Context, cmd []string) (int, string, error) {
+					var buf tailBuffer
+					buf.max = 4 << 10
+					code, err := d.runtime.Exec(ctx, id, cmd, false, Streams{Stdout: &buf, Stderr: &buf})
+					return code, buf.String(), err
+				},
+			}
+			err := RunChecks(ctx, target, checks, cfg.defaultWait, w)
+			if err == nil {
+				_, err = d.hooks.Run(ctx, "check-deploy", []string{rel.App, c.ID, typOf(c), strconv.Itoa(d.cfg.DefaultPort), hostOf(c.Addr)}, HookOpts{Out: w})
+			}
+			if err != nil {
+				fmt.Fprintf(w, " !     %s: %v\n", name, err)
+				mu.Lock()
+				failed = append(failed, name)
+				mu.Unlock()
+			}
+		}(c, name, checks)
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return Errorf(ErrDeployFailed, "Could not start due to %d failed checks (%s)", len(failed), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+func typOf(c Container) string { return c.Labels[LabelProcess] }
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	return h
+}
+
+// lockedWriter serialises writes of parallel checks.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// indent prefixes a one-off task's output lines with 7 spaces.
+func indent(w io.Writer) io.Writer { return &indentWriter{w: w, bol: true} }
+
+type indentWriter struct {
+	w   io.Writer
+	bol bool
+}
+
+func (i *indentWriter) Write(p []byte) (int, error) {
+	var b []byte
+	for _, c := range p {
+		if i.bol {
+			b = append(b, "       "...)
+			i.bol = false
+		}
+		b = append(b, c)
+		if c == '\n' {
+			i.bol = true
+		}
+	}
+	if _, err := i.w.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// retire drains and removes, in the background, the old containers: web
+// upstreams get no new requests since the swap; in-flight ones may finish
+// for up to wait-to-retire, WebSockets are closed at its end, then each
+// container gets SIGTERM, its stop timeout, and is removed. The list was
+// taken under the deploy lock, so a later deploy's containers are safe.
+func (d *Deployer) retire(app string, old []Container, cfg checkSettings) {
 	if len(old) == 0 {
 		return
+	}
+	var ups []string
+	for _, c := range old {
+		if c.Labels[LabelProcess] == "web" && c.Addr != "" {
+			ups = append(ups, c.Addr)
+		}
 	}
 	d.retiring.Add(1)
 	go func() {
 		defer d.retiring.Done()
+		ctx := context.Background()
+		if len(ups) > 0 {
+			d.router.Drain(ctx, ups, cfg.waitToRetire)
+		}
 		for _, c := range old {
-			d.log.Printf("retiring container %s of %s", c.Name, app)
-			if err := d.runtime.Stop(ctx, c.ID, d.cfg.StopTimeout); err != nil {
-				d.log.Printf("stop %s: %v", c.Name, err)
-			}
-			if err := d.runtime.Remove(ctx, c.ID); err != nil {
-				d.log.Printf("remove %s: %v", c.Name, err)
-			}
+			d.stopRemove(ctx, c, app)
 		}
 	}()
 }
 
-// pruneImages removes the app's images except those of the newest
-// KeepReleases deployed (or superseded) releases and of pending ones.
-func (d *Deployer) pruneImages(ctx context.Context, app string) {
-	rels, err := d.svc.store.Releases(ctx, app)
+func (d *Deployer) stopRemove(ctx context.Context, c Container, app string) {
+	d.log.Printf("retiring container %s of %s", c.Name, app)
+	if err := d.runtime.Stop(ctx, c.ID, d.cfg.StopTimeout); err != nil {
+		d.log.Printf("stop %s: %v", c.Name, err)
+	}
+	if err := d.runtime.Remove(ctx, c.ID); err != nil {
+		d.log.Printf("remove %s: %v", c.Name, err)
+	}
+}
+
+// resources reads resource:limit/reserve settings for a process type; a
+// per-type value ("web.limit-memory") wins over the app-wide one.
+func (d *Deployer) resources(ctx context.Context, app, typ string) (Resources, error) {
+	set, err := d.svc.Settings(ctx, app, "resource")
 	if err != nil {
-		d.log.Printf("prune images of %s: %v", app, err)
-		return
+		return Resources{}, err
 	}
-	keep := map[string]bool{}
-	kept := 0
-	for _, r := range rels { // newest first
-		switch r.Status {
-		case ReleasePending:
-			keep[r.Image] = true
-		case ReleaseDeployed, ReleaseSuperseded:
-			if kept < d.cfg.KeepReleases {
-				keep[r.Image] = true
-				kept++
-			}
+	get := func(key string) string {
+		if v, ok := set[typ+"."+key]; ok {
+			return v
 		}
+		return set[key]
 	}
-	images, err := d.runtime.Images(ctx, map[string]string{LabelApp: app})
+	var r Resources
+	if r.MemoryLimit, err = ParseBytes(get("limit-memory")); err != nil {
+		return r, err
+	}
+	if r.MemoryReservation, err = ParseBytes(get("reserve-memory")); err != nil {
+		return r, err
+	}
+	if r.NanoCPUs, err = ParseCPUs(get("limit-cpu")); err != nil {
+		return r, err
+	}
+	cpus, err := ParseCPUs(get("reserve-cpu"))
 	if err != nil {
-		d.log.Printf("list images of %s: %v", app, err)
-		return
+		return r, err
 	}
-	sort.Strings(images)
-	for _, img := range images {
-		if keep[img] || !strings.HasPrefix(img, "rivetr/"+app+":") {
-			continue
+	r.CPUShares = cpus * 1024 / 1e9
+	return r, nil
+}
+
+// mounts reads storage:mount settings ("SRC:DST[:ro]" per line).
+func (d *Deployer) mounts(ctx context.Context, app string) ([]Mount, error) {
+	set, err := d.svc.Settings(ctx, app, "storage")
+	if err != nil {
+		return nil, err
+	}
+	var out []Mount
+	for _, line := range splitLines(set["mounts"]) {
+		m, err := ParseMount(line)
+		if err != nil {
+			return nil, err
 		}
-		if err := d.runtime.RemoveImage(ctx, img); err != nil {
-			d.log.Printf("remove image %s: %v", img, err)
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func splitLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
 		}
 	}
+	return out
 }
 
 // BuildOptions reads the build phase's docker-options (one per line):
@@ -451,6 +1067,43 @@ func BuildOptions(lines string, env, labels map[string]string) map[string]string
 		}
 	}
 	return args
+}
+
+// pruneImages removes the app's images except those of the newest
+// KeepReleases deployed (or superseded) releases and of pending ones.
+func (d *Deployer) pruneImages(ctx context.Context, app string) {
+	rels, err := d.svc.store.Releases(ctx, app)
+	if err != nil {
+		d.log.Printf("prune images of %s: %v", app, err)
+		return
+	}
+	keep := map[string]bool{}
+	kept := 0
+	for _, r := range rels { // newest first
+		switch r.Status {
+		case ReleasePending:
+			keep[r.Image] = true
+		case ReleaseDeployed, ReleaseSuperseded:
+			if !keep[r.Image] && kept < d.cfg.KeepReleases {
+				keep[r.Image] = true
+				kept++
+			}
+		}
+	}
+	images, err := d.runtime.Images(ctx, map[string]string{LabelApp: app})
+	if err != nil {
+		d.log.Printf("list images of %s: %v", app, err)
+		return
+	}
+	sort.Strings(images)
+	for _, img := range images {
+		if keep[img] || !strings.HasPrefix(img, "rivetr/"+app+":") {
+			continue
+		}
+		if err := d.runtime.RemoveImage(ctx, img); err != nil {
+			d.log.Printf("remove image %s: %v", img, err)
+		}
+	}
 }
 
 // Rebuild redeploys the head of the app's deploy branch.
@@ -521,6 +1174,11 @@ func (d *Deployer) Restore(ctx context.Context) error {
 	if d.runtime == nil {
 		return nil
 	}
+	if n, err := d.svc.store.FailPending(ctx, "interrupted: rivetr stopped before this deploy finished; the previous release kept serving"); err != nil {
+		return err
+	} else if n > 0 {
+		d.log.Printf("%d deploys were cut off by a restart; rolled back to the releases deployed before them", n)
+	}
 	list, err := d.svc.Apps(ctx)
 	if err != nil {
 		return err
@@ -545,7 +1203,19 @@ func (d *Deployer) Restore(ctx context.Context) error {
 		}
 		// Containers of earlier releases left by a stop mid-retirement, or
 		// of a deploy cut off before its swap.
-		d.retire(context.Background(), app.Name, rel.Number)
+		all, err := d.runtime.List(ctx, map[string]string{LabelApp: app.Name})
+		if err != nil {
+			return fmt.Errorf("list containers of %s: %w", app.Name, err)
+		}
+		old := slices.DeleteFunc(all, func(c Container) bool {
+			return c.Labels[LabelProcess] == "run" || c.Labels[LabelRelease] == strconv.Itoa(rel.Number)
+		})
+		cfg, err := d.checkSettings(ctx, app.Name)
+		if err != nil {
+			return err
+		}
+		cfg.waitToRetire = 0 // nothing routes to them: no requests in flight
+		d.retire(app.Name, old, cfg)
 	}
 	return nil
 }

@@ -29,6 +29,11 @@ type Release struct {
 	CreatedBy string
 	CreatedAt time.Time
 	Log       string
+
+	// The Procfile, app.json and CHECKS file of the code (empty if absent).
+	Procfile string
+	AppJSON  string
+	Checks   string
 }
 
 // Token is an API token; only the hash of its secret is kept.
@@ -49,6 +54,11 @@ type ReleaseStore interface {
 	// deployed before becomes superseded. One transaction.
 	MarkDeployed(ctx context.Context, app string, number int) error
 	Releases(ctx context.Context, app string) ([]Release, error)
+	// Release returns one release; ErrNoRelease if there is none.
+	Release(ctx context.Context, app string, number int) (Release, error)
+	// FailPending marks releases still pending as failed, e.g. after a
+	// restart cut their deploy off.
+	FailPending(ctx context.Context, reason string) (int, error)
 	// CurrentRelease is the deployed release; ok is false before the first.
 	CurrentRelease(ctx context.Context, app string) (r Release, ok bool, err error)
 

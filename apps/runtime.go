@@ -30,6 +30,41 @@ type ContainerSpec struct {
 	RestartPolicy string            // "no", "always", "unless-stopped", "on-failure[:N]"
 	Aliases       []string          // DNS aliases on the rivetr network
 	Stdin         bool              // keep stdin open (one-off containers)
+	TTY           bool              // allocate a terminal (interactive one-off containers)
+	Mounts        []Mount           // bind mounts and named volumes
+	Resources     Resources         // limits and reservations
+	StopTimeout   time.Duration     // engine-side stop timeout; 0: engine default
+}
+
+// Mount is a bind mount (Source is an absolute host path) or, when Volume
+// is set, a named volume (Source is its name).
+type Mount struct {
+	Source   string
+	Target   string
+	Volume   bool
+	ReadOnly bool
+}
+
+// Resources are a container's limits and reservations; zero means none.
+type Resources struct {
+	MemoryLimit       int64 // bytes
+	MemoryReservation int64 // bytes
+	NanoCPUs          int64 // CPU limit in 1e-9 CPUs (1.5 CPUs = 1_500_000_000)
+	CPUShares         int64 // relative weight, as a reservation
+}
+
+// LogOptions select what Logs streams.
+type LogOptions struct {
+	Follow     bool
+	Tail       int // last N lines; 0 for all
+	Timestamps bool
+}
+
+// Streams are the standard streams of an attached process; Stdin may be nil.
+type Streams struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // Container is a container as the engine reports it.
@@ -67,6 +102,17 @@ type Runtime interface {
 	RemoveImage(ctx context.Context, ref string) error
 	// Images lists image references carrying all of labels.
 	Images(ctx context.Context, labels map[string]string) ([]string, error)
+	// Wait blocks until the container exits and returns its exit code.
+	Wait(ctx context.Context, id string) (int, error)
+	// Logs writes the container's output to the streams (demultiplexed);
+	// with Follow it returns when the container stops or ctx ends.
+	Logs(ctx context.Context, id string, opts LogOptions, out Streams) error
+	// RunAttached runs a one-off container with the streams attached (stdin
+	// if spec.Stdin), waits for it, removes it, and returns its exit code.
+	RunAttached(ctx context.Context, spec ContainerSpec, st Streams) (int, error)
+	// Exec runs cmd in a running container with the streams attached and
+	// returns its exit code.
+	Exec(ctx context.Context, id string, cmd []string, tty bool, st Streams) (int, error)
 }
 
 // ImageBuild is one image build from a directory with a Dockerfile.
@@ -92,4 +138,9 @@ type Router interface {
 	SetRoute(app string, hosts []string, upstreams []string)
 	// RemoveRoute stops routing app.
 	RemoveRoute(app string)
+	// Drain is called after upstreams stopped being routed: it waits until
+	// no request to them is in flight, up to timeout (or ctx), then closes
+	// what is left to them (hijacked connections such as WebSockets, idle
+	// keep-alive connections) and forgets them.
+	Drain(ctx context.Context, upstreams []string, timeout time.Duration)
 }

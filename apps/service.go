@@ -16,6 +16,20 @@ type Service struct {
 
 	onDestroy []func(ctx context.Context, app string) error
 	onRename  []func(ctx context.Context, oldName, newName string) error
+	hooks     Hooks
+}
+
+// SetHooks makes the service call post-create, pre-delete, post-delete and
+// post-config-update.
+func (s *Service) SetHooks(h Hooks) { s.hooks = h }
+
+// hook runs a hook point if hooks are set.
+func (s *Service) hook(ctx context.Context, point string, args ...string) error {
+	if s.hooks == nil {
+		return nil
+	}
+	_, err := s.hooks.Run(ctx, point, args, HookOpts{})
+	return err
 }
 
 // OnDestroy registers fn to run before an app's state is deleted (remove
@@ -46,6 +60,9 @@ func (s *Service) Create(ctx context.Context, name string) (App, error) {
 	if err := s.store.CreateApp(ctx, app); err != nil {
 		return App{}, err
 	}
+	if err := s.hook(ctx, "post-create", name); err != nil {
+		return app, fmt.Errorf("post-create hook: %w", err)
+	}
 	return app, nil
 }
 
@@ -72,12 +89,21 @@ func (s *Service) Destroy(ctx context.Context, name string) error {
 	if _, err := s.App(ctx, name); err != nil {
 		return err
 	}
+	if err := s.hook(ctx, "pre-delete", name); err != nil {
+		return fmt.Errorf("pre-delete hook: %w", err)
+	}
 	for _, fn := range s.onDestroy {
 		if err := fn(ctx, name); err != nil {
 			return fmt.Errorf("destroy %s: %w", name, err)
 		}
 	}
-	return s.store.DeleteApp(ctx, name)
+	if err := s.store.DeleteApp(ctx, name); err != nil {
+		return err
+	}
+	if err := s.hook(ctx, "post-delete", name); err != nil {
+		return fmt.Errorf("post-delete hook: %w", err)
+	}
+	return nil
 }
 
 // Rename gives an app a new name, keeping its config and settings.
@@ -172,6 +198,23 @@ func (s *Service) UpdateEnv(ctx context.Context, scope string, change EnvChange)
 	}
 	if err := s.store.UpdateEnv(ctx, scope, change); err != nil {
 		return fmt.Errorf("update config of %q: %w", scope, err)
+	}
+	if scope == Global {
+		return nil
+	}
+	action, keys := "set", make([]string, 0, len(change.Set))
+	for k := range change.Set {
+		keys = append(keys, k)
+	}
+	switch {
+	case change.Clear:
+		action = "clear"
+	case len(change.Unset) > 0 && len(change.Set) == 0:
+		action, keys = "unset", change.Unset
+	}
+	sort.Strings(keys)
+	if err := s.hook(ctx, "post-config-update", append([]string{scope, action}, keys...)...); err != nil {
+		return fmt.Errorf("post-config-update hook: %w", err)
 	}
 	return nil
 }

@@ -175,7 +175,7 @@ func (d Deps) configSet(ctx context.Context, s *Session, args []string) error {
 	}
 	s.Step("Setting config vars")
 	s.Detail("%s", envfile.Pretty("", set))
-	return nil
+	return d.restart(ctx, s, c.scope, "config", c.noRestart)
 }
 
 func (d Deps) configUnset(ctx context.Context, s *Session, args []string) error {
@@ -192,7 +192,7 @@ func (d Deps) configUnset(ctx context.Context, s *Session, args []string) error 
 	for _, k := range c.rest {
 		s.Step("Unsetting %s", k)
 	}
-	return nil
+	return d.restart(ctx, s, c.scope, "config", c.noRestart)
 }
 
 func (d Deps) configClear(ctx context.Context, s *Session, args []string) error {
@@ -204,7 +204,7 @@ func (d Deps) configClear(ctx context.Context, s *Session, args []string) error 
 		return err
 	}
 	s.Step("Clearing config vars")
-	return nil
+	return d.restart(ctx, s, c.scope, "config", c.noRestart)
 }
 
 func (d Deps) configKeys(ctx context.Context, s *Session, args []string) error {
@@ -291,7 +291,7 @@ func (d Deps) configImport(ctx context.Context, s *Session, args []string) error
 	if len(env) > 0 {
 		s.Detail("%s", strings.Join(envfile.Keys(env), "\n"))
 	}
-	return nil
+	return d.restart(ctx, s, c.scope, "config", c.noRestart)
 }
 
 func (d Deps) configBundle(ctx context.Context, s *Session, args []string) error {

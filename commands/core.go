@@ -22,6 +22,7 @@ func RegisterCore(r *Registry, d Deps) {
 	registerGit(r, d)
 	registerTokens(r, d)
 	registerDockerOptions(r, d)
+	registerDeploy(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",

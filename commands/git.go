@@ -5,18 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/rivetr/rivetr/apps"
 )
-
-// deployer is the part of the core's deployer the commands drive.
-type deployer interface {
-	Rebuild(ctx context.Context, app, user string, out io.Writer) error
-}
 
 // property describes one key of a `NS:set` command.
 type property struct {

@@ -11,10 +11,10 @@
 // example.com, the longest wildcard suffix winning. Requests are spread over
 // a route's upstreams round-robin.
 //
-// Forwarding uses httputil.ReverseProxy on one shared, tuned http.Transport
-// (HTTP/1.1 keep-alive to upstreams, a large idle pool per upstream, dial and
-// response-header timeouts, pooled 32 KiB copy buffers). WebSocket and other
-// Upgrades are relayed; streamed responses (Server-Sent Events, chunked
+// Forwarding uses httputil.ReverseProxy with one tuned http.Transport per
+// upstream address (HTTP/1.1 keep-alive, a large idle pool, dial and
+// response-header timeouts) and pooled 32 KiB copy buffers. WebSocket and
+// other Upgrades are relayed; streamed responses (Server-Sent Events, chunked
 // bodies) are flushed as they come. The upstream sees X-Forwarded-For (the
 // client's address appended to any it sent), X-Forwarded-Proto,
 // X-Forwarded-Host, X-Forwarded-Port and X-Request-Id (a valid incoming one is
@@ -23,9 +23,22 @@
 //
 // Failures get a small HTML page and the status a client or a monitor
 // expects: 404 for a host no app serves, 503 for an app with no upstream,
-// 502 when the upstream refuses or cannot be reached, 504 when it times out,
+// 502 when no upstream of the app can be reached, 504 when it times out,
 // 413 when the body is over Options.MaxBodyBytes. Upstream errors are logged
 // at warn with the app, the upstream and the error, never headers or bodies.
+//
+// Each upstream address counts the requests in flight to it and tracks its
+// upgraded connections. A request counts itself on the upstream it picked
+// and then checks that the upstream is not draining (else it looks its host
+// up again), so Drain, which marks the upstream first and reads the count
+// second, never misses one. Drain, called after a swap made the old
+// upstreams unrouted, waits until their in-flight requests finish (up to a
+// timeout), then closes their WebSockets (both ends) and idle keep-alive
+// connections (a FIN, no reset) and forgets them; clients' own keep-alive
+// connections are the proxy's and carry on to the new upstreams. A request
+// whose upstream refuses the connection (a container that just died) is made
+// again on another upstream of its host, once per upstream, when its body
+// was not read.
 //
 // Serve and Shutdown run the proxy on listeners with server timeouts suited
 // to a front proxy (no write timeout, so streams and WebSockets may last).

@@ -30,8 +30,7 @@ const DefaultResponseHeaderTimeout = 60 * time.Second
 const (
 	dialTimeout         = 5 * time.Second
 	dialKeepAlive       = 30 * time.Second
-	maxIdleConns        = 1024
-	maxIdleConnsPerHost = 256
+	maxIdleConnsPerHost = 256 // each upstream has its own transport
 	idleConnTimeout     = 90 * time.Second
 )
 
@@ -60,14 +59,15 @@ type Options struct {
 // Proxy is rivetr's reverse proxy. It implements apps.Router and
 // http.Handler; create it with New.
 type Proxy struct {
-	log       zerolog.Logger
-	opts      Options
-	transport *http.Transport
-	buffers   *bufferPool
-	errLog    *log.Logger // net/http's own messages, sent to log at debug
+	log     zerolog.Logger
+	opts    Options
+	dialer  *net.Dialer
+	buffers *bufferPool
+	errLog  *log.Logger // net/http's own messages, sent to log at debug
 
-	mu    sync.Mutex // serialises writers of table
-	table atomic.Pointer[table]
+	mu      sync.Mutex // serialises writers of table; guards targets
+	table   atomic.Pointer[table]
+	targets map[string]*target // by address: routed ones, and unrouted ones not drained yet
 
 	srvMu   sync.Mutex
 	servers []*http.Server
@@ -86,26 +86,27 @@ func New(log zerolog.Logger, opts Options) *Proxy {
 		opts.MaxBodyBytes = 0
 	}
 	p := &Proxy{
-		log:       log,
-		opts:      opts,
-		transport: newTransport(opts),
-		buffers:   newBufferPool(),
-		errLog:    newStdLogger(log),
+		log:     log,
+		opts:    opts,
+		dialer:  &net.Dialer{Timeout: dialTimeout, KeepAlive: dialKeepAlive},
+		buffers: newBufferPool(),
+		errLog:  newStdLogger(log),
+		targets: map[string]*target{},
 	}
 	p.baseCtx, p.cancel = context.WithCancel(context.Background())
 	p.table.Store(newTable())
 	return p
 }
 
-func newTransport(opts Options) *http.Transport {
-	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: dialKeepAlive}
+// newTransport makes the transport of one upstream.
+func newTransport(opts Options, dialer *net.Dialer) *http.Transport {
 	// HTTP/1.1 to upstreams: apps speak it, and it needs no TLS.
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	return &http.Transport{
 		Proxy:                 nil, // never through $HTTP_PROXY
 		DialContext:           dialer.DialContext,
-		MaxIdleConns:          maxIdleConns,
+		MaxIdleConns:          maxIdleConnsPerHost,
 		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
 		IdleConnTimeout:       idleConnTimeout,
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
@@ -125,11 +126,6 @@ func newTransport(opts Options) *http.Transport {
 // that can never match (empty, "*") are skipped.
 func (p *Proxy) SetRoute(app string, hosts []string, upstreams []string) {
 	r := &route{app: app}
-	for _, addr := range upstreams {
-		if addr = strings.TrimSpace(addr); addr != "" {
-			r.upstreams = append(r.upstreams, p.newUpstream(app, addr))
-		}
-	}
 	seen := make(map[string]bool, len(hosts))
 	for _, h := range hosts {
 		n := normalizeRouteHost(h)
@@ -145,6 +141,18 @@ func (p *Proxy) SetRoute(app string, hosts []string, upstreams []string) {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, addr := range upstreams {
+		if addr = strings.TrimSpace(addr); addr != "" {
+			// An address being drained is never routed again: a new
+			// container that got the same address starts fresh.
+			b := p.targets[addr]
+			if b == nil || b.draining.Load() {
+				b = newTarget(addr, p.opts, p.dialer)
+				p.targets[addr] = b
+			}
+			r.upstreams = append(r.upstreams, p.newUpstream(app, b))
+		}
+	}
 	t := p.table.Load().clone()
 	t.remove(app)
 	for _, h := range r.hosts {
@@ -195,10 +203,12 @@ func (p *Proxy) Lookup(host string) (app string, ok bool) {
 	return "", false
 }
 
-// newUpstream binds a ReverseProxy to one upstream address, so the request
-// path needs no per-request state beyond what ReverseProxy makes.
-func (p *Proxy) newUpstream(app, addr string) *upstream {
-	u := &upstream{addr: addr}
+// newUpstream binds a ReverseProxy to one upstream address of app, so the
+// request path needs no per-request state beyond what ReverseProxy makes
+// and the exchange.
+func (p *Proxy) newUpstream(app string, b *target) *upstream {
+	addr := b.addr
+	u := &upstream{addr: addr, b: b}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
@@ -206,15 +216,25 @@ func (p *Proxy) newUpstream(app, addr string) *upstream {
 			// pr.Out.Host stays the client's Host: apps route on it.
 			setForwardedHeaders(pr)
 		},
-		Transport: p.transport,
+		Transport: b.transport,
 		// Responses of known length need no periodic flush; ReverseProxy
 		// flushes SSE and bodies of unknown length (chunked) after every
 		// write by itself.
-		FlushInterval:  0,
-		BufferPool:     p.buffers,
-		ErrorLog:       p.errLog,
-		ModifyResponse: setResponseID,
+		FlushInterval: 0,
+		BufferPool:    p.buffers,
+		ErrorLog:      p.errLog,
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				b.trackUpgrade(resp)
+			}
+			return setResponseID(resp)
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if x, ok := w.(*exchange); ok && x.retryable(r, err) {
+				// serve tries another upstream, or answers with err.
+				x.retry, x.err, x.req = true, err, r
+				return
+			}
 			p.upstreamError(w, r, err, app, addr)
 		},
 	}
@@ -230,17 +250,30 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.serve(w, w, r)
 }
 
+// maxRepicks bounds how often a request looks its host up again because
+// the upstream it picked started draining meanwhile. Each repick needs a
+// route change between the lookup and the pick, so it is never reached in
+// practice; past it the request goes to the draining upstream, counted.
+const maxRepicks = 16
+
 // serve proxies r, writing to w; raw is the server's own ResponseWriter
 // (MaxBytesReader uses it to close the connection after a too large body).
 // It returns the app that served the request, if any.
+//
+// The request is counted in flight on its upstream before it is
+// forwarded, and goes elsewhere if that upstream started draining (see
+// target.acquire). An attempt that cannot dial its upstream is made
+// again on another upstream of the host, once per upstream, when the body
+// was not read: a container that died before its route changed costs the
+// client nothing.
 func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
-	rt := p.table.Load().lookup(normalizeHost(r.Host))
+	host := normalizeHost(r.Host)
+	rt := p.table.Load().lookup(host)
 	if rt == nil {
 		writePage(w, r, http.StatusNotFound)
 		return ""
 	}
-	up := rt.pick()
-	if up == nil {
+	if len(rt.upstreams) == 0 {
 		writePage(w, r, http.StatusServiceUnavailable)
 		return rt.app
 	}
@@ -253,8 +286,65 @@ func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
 		// transport's error reaches upstreamError as a MaxBytesError.
 		r.Body = http.MaxBytesReader(raw, r.Body, limit)
 	}
-	up.rp.ServeHTTP(w, r)
-	return rt.app
+	x := &exchange{ResponseWriter: w}
+	if r.Body != nil && r.Body != http.NoBody {
+		x.body = &bodyTracker{ReadCloser: r.Body}
+		r.Body = x.body
+	}
+
+	up := rt.pick()
+	for i := 0; !up.b.acquire(); i++ {
+		if i == maxRepicks {
+			up.b.inflight.Add(1)
+			break
+		}
+		if rt = p.table.Load().lookup(host); rt == nil {
+			writePage(w, r, http.StatusNotFound)
+			return ""
+		}
+		if up = rt.pick(); up == nil {
+			writePage(w, r, http.StatusServiceUnavailable)
+			return rt.app
+		}
+	}
+	for {
+		x.start(up.b)
+		up.rp.ServeHTTP(x, r)
+		x.finish()
+		if !x.retry {
+			return rt.app
+		}
+		failed := up
+		if rt2, next := p.retryUpstream(host, x); next != nil {
+			p.log.Warn().Str("app", rt.app).Str("upstream", failed.addr).Str("retry_upstream", next.addr).
+				Err(x.err).Msg("upstream refused, retrying on another")
+			rt, up = rt2, next
+			continue
+		}
+		p.upstreamError(w, x.req, x.err, rt.app, failed.addr)
+		return rt.app
+	}
+}
+
+// retryUpstream picks, from the current route of host, an upstream the
+// request has not tried yet, and acquires it.
+func (p *Proxy) retryUpstream(host string, x *exchange) (*route, *upstream) {
+	if x.n >= maxAttempts {
+		return nil, nil
+	}
+	rt := p.table.Load().lookup(host)
+	if rt == nil || len(rt.upstreams) == 0 {
+		return nil, nil
+	}
+	n := len(rt.upstreams)
+	start := int(rt.next.Load() % uint32(n))
+	for k := range n {
+		u := rt.upstreams[(start+k)%n]
+		if !x.triedTarget(u.b) && u.b.acquire() {
+			return rt, u
+		}
+	}
+	return nil, nil
 }
 
 // upstreamError answers a request that could not be proxied.
@@ -351,7 +441,11 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	p.cancel()
-	p.transport.CloseIdleConnections()
+	p.mu.Lock()
+	for _, b := range p.targets {
+		b.transport.CloseIdleConnections()
+	}
+	p.mu.Unlock()
 	return errors.Join(errs...)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -127,18 +126,21 @@ func (e *Engine) forgetNetwork() {
 // after the create, the container is removed again. spec.Port is reachable at
 // the returned Addr: the container's address on the network, or
 // 127.0.0.1:HOSTPORT where that network is not reachable from the host.
+// Mounts, resources, the stop timeout and the terminal are applied as
+// containerConfig describes; spec.Stdin keeps stdin open for a later
+// attach.
 func (e *Engine) Run(ctx context.Context, spec apps.ContainerSpec) (apps.Container, error) {
-	if spec.Name == "" || spec.Image == "" {
-		return apps.Container{}, e.errorf("run container %q: name and image are required", spec.Name)
-	}
-	if spec.Port < 0 || spec.Port > math.MaxUint16 {
-		return apps.Container{}, e.errorf("run container %s: invalid port %d", spec.Name, spec.Port)
+	if err := e.checkSpec(spec); err != nil {
+		return apps.Container{}, err
 	}
 	policy, err := parseRestartPolicy(spec.RestartPolicy)
 	if err != nil {
 		return apps.Container{}, e.errorf("run container %s: %w", spec.Name, err)
 	}
 	if _, err := e.ensureNetwork(ctx); err != nil {
+		return apps.Container{}, err
+	}
+	if err := e.ensureVolumes(ctx, spec); err != nil {
 		return apps.Container{}, err
 	}
 	publish := spec.Port > 0 && e.loopback.Load()
@@ -162,38 +164,7 @@ func (e *Engine) Run(ctx context.Context, spec apps.ContainerSpec) (apps.Contain
 // run creates, starts and inspects one container; ip is its address on
 // the rivetr network (invalid if it has none).
 func (e *Engine) run(ctx context.Context, spec apps.ContainerSpec, policy container.RestartPolicy, publish bool) (apps.Container, netip.Addr, error) {
-	labels := maps.Clone(spec.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[apps.LabelManaged] = "true"
-	cfg := &container.Config{
-		Image:     spec.Image,
-		Cmd:       spec.Cmd,
-		Env:       envList(spec.Env),
-		Labels:    labels,
-		OpenStdin: spec.Stdin,
-	}
-	hc := &container.HostConfig{
-		NetworkMode:   container.NetworkMode(e.network),
-		RestartPolicy: policy,
-	}
-	for _, u := range e.ulimits {
-		hc.Ulimits = append(hc.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
-	}
-	if spec.Port > 0 {
-		labels[labelPort] = strconv.Itoa(spec.Port)
-		port, _ := network.PortFrom(uint16(spec.Port), network.TCP)
-		cfg.ExposedPorts = network.PortSet{port: {}}
-		if publish {
-			// Loopback only, ephemeral host port: never a public interface.
-			hc.PortBindings = network.PortMap{port: {{HostIP: loopback, HostPort: ""}}}
-		}
-	}
-	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-		e.network: {Aliases: spec.Aliases},
-	}}
-
+	cfg, hc, netCfg := e.containerConfig(spec, policy, publish)
 	created, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name:             spec.Name,
 		Config:           cfg,
@@ -242,7 +213,7 @@ func (e *Engine) removeAfterFailure(ctx context.Context, name, id string) {
 // timeout, rounded up to whole seconds. A missing container is an error
 // wrapping ErrNotFound; a stopped one is not an error.
 func (e *Engine) Stop(ctx context.Context, id string, timeout time.Duration) error {
-	secs := max(int(math.Ceil(timeout.Seconds())), 0)
+	secs := stopSeconds(timeout)
 	if _, err := e.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs}); err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return e.errorf("stop container %s: %w", id, ErrNotFound)

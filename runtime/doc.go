@@ -19,6 +19,15 @@
 // is published on 127.0.0.1 only, on an ephemeral host port, and
 // apps.Container.Addr reports that loopback address.
 //
+// Containers get the spec's bind mounts (of existing absolute host paths)
+// and named volumes (created beforehand, labelled like containers),
+// resource limits, stop timeout and terminal. Wait, Logs, RunAttached and
+// Exec attach to the engine's hijacked streams: output is demultiplexed
+// into stdout and stderr unless the process has a terminal, and stdin is
+// half-closed at EOF so the process sees it end. RunAttached attaches
+// before it starts the container, so no output is lost, and always
+// removes the container.
+//
 // Images are built with the classic builder from a tar of the build
 // directory streamed to the engine; see BuildImage for the .dockerignore
 // subset honoured. Third-party types stay inside this package.

@@ -42,8 +42,10 @@ var helloBin struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if helloBin.dir != "" {
-		os.RemoveAll(helloBin.dir)
+	for _, dir := range []string{helloBin.dir, toolBin.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }

@@ -440,9 +440,9 @@ func (s *SQLite) CreateRelease(ctx context.Context, r apps.Release) (int, error)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO releases (app_id, number, image, rev, builder, env, status, reason, created_by, created_at, log)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id, number, r.Image, r.Rev, r.Builder, env, r.Status, r.Reason, r.CreatedBy, r.CreatedAt.Unix(), r.Log)
+		_, err = tx.ExecContext(ctx, `INSERT INTO releases (app_id, number, image, rev, builder, env, status, reason, created_by, created_at, log, procfile, appjson, checks)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, number, r.Image, r.Rev, r.Builder, env, r.Status, r.Reason, r.CreatedBy, r.CreatedAt.Unix(), r.Log, r.Procfile, r.AppJSON, r.Checks)
 		return err
 	})
 	if err != nil {
@@ -462,8 +462,8 @@ func (s *SQLite) UpdateRelease(ctx context.Context, r apps.Release) error {
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, "UPDATE releases SET status = ?, image = ?, builder = ?, env = ?, log = ? WHERE app_id = ? AND number = ?",
-			r.Status, r.Image, r.Builder, env, r.Log, id, r.Number)
+		_, err = tx.ExecContext(ctx, "UPDATE releases SET status = ?, image = ?, builder = ?, env = ?, log = ?, procfile = ?, appjson = ?, checks = ? WHERE app_id = ? AND number = ?",
+			r.Status, r.Image, r.Builder, env, r.Log, r.Procfile, r.AppJSON, r.Checks, id, r.Number)
 		return err
 	})
 }
@@ -483,13 +483,13 @@ func (s *SQLite) MarkDeployed(ctx context.Context, app string, number int) error
 	})
 }
 
-const releaseCols = "number, image, rev, builder, env, status, reason, created_by, created_at, log"
+const releaseCols = "number, image, rev, builder, env, status, reason, created_by, created_at, log, procfile, appjson, checks"
 
 func scanRelease(app string, sc interface{ Scan(...any) error }) (apps.Release, error) {
 	r := apps.Release{App: app}
 	var env []byte
 	var created int64
-	if err := sc.Scan(&r.Number, &r.Image, &r.Rev, &r.Builder, &env, &r.Status, &r.Reason, &r.CreatedBy, &created, &r.Log); err != nil {
+	if err := sc.Scan(&r.Number, &r.Image, &r.Rev, &r.Builder, &env, &r.Status, &r.Reason, &r.CreatedBy, &created, &r.Log, &r.Procfile, &r.AppJSON, &r.Checks); err != nil {
 		return r, err
 	}
 	r.CreatedAt = time.Unix(created, 0).UTC()
@@ -497,6 +497,30 @@ func scanRelease(app string, sc interface{ Scan(...any) error }) (apps.Release, 
 		return r, fmt.Errorf("release %d env: %w", r.Number, err)
 	}
 	return r, nil
+}
+
+// Release returns release number of app.
+func (s *SQLite) Release(ctx context.Context, app string, number int) (apps.Release, error) {
+	id, err := appID(ctx, s.db, app)
+	if err != nil {
+		return apps.Release{}, err
+	}
+	r, err := scanRelease(app, s.db.QueryRowContext(ctx, "SELECT "+releaseCols+" FROM releases WHERE app_id = ? AND number = ?", id, number))
+	if errors.Is(err, sql.ErrNoRows) {
+		return apps.Release{}, apps.Errorf(apps.ErrNoRelease, "Release %d of %s not found", number, app)
+	}
+	return r, err
+}
+
+// FailPending marks every pending release failed (a deploy cut off by a
+// restart) and returns how many.
+func (s *SQLite) FailPending(ctx context.Context, reason string) (int, error) {
+	res, err := s.db.ExecContext(ctx, "UPDATE releases SET status = ?, log = log || ? WHERE status = ?", apps.ReleaseFailed, "\n"+reason, apps.ReleasePending)
+	if err != nil {
+		return 0, fmt.Errorf("fail pending releases: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }
 
 // Releases lists an app's releases, newest first.

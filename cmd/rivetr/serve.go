@@ -22,6 +22,7 @@ import (
 	"github.com/rivetr/rivetr/commands"
 	"github.com/rivetr/rivetr/control"
 	"github.com/rivetr/rivetr/gitserver"
+	"github.com/rivetr/rivetr/hooks"
 	"github.com/rivetr/rivetr/proxy"
 	engine "github.com/rivetr/rivetr/runtime"
 	"github.com/rivetr/rivetr/settings"
@@ -155,6 +156,9 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 			URL:     publicURL(cfg.HTTPAddr),
 			WorkDir: filepath.Join(cfg.DataDir, "builds"),
 		})
+	hooksRunner := hooks.New(hooks.Config{DataDir: cfg.DataDir}, log)
+	deployer.SetHooks(hooksRunner)
+	svc.SetHooks(hooksRunner)
 	svc.OnDestroy(deployer.Destroy)
 	svc.OnDestroy(repos.Remove)
 	svc.OnRename(func(ctx context.Context, oldName, newName string) error {

@@ -1,0 +1,367 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// target is the proxy's state for one upstream address, shared by every
+// route that lists it: its own transport (so that draining it closes its
+// idle keep-alive connections and no other upstream's), the number of
+// requests in flight to it, and its upgraded connections (WebSockets).
+//
+// A target lives in Proxy.targets from the first SetRoute that lists its
+// address until Drain forgets it. Once Drain marks it draining it is never
+// routed again: a later SetRoute with the same address (a new container
+// that got a recycled IP) makes a fresh target.
+type target struct {
+	addr      string
+	transport *http.Transport
+
+	// inflight counts requests being forwarded to the upstream, from
+	// before the request is sent until its response is copied; an upgraded
+	// request leaves the count when its connection is hijacked.
+	inflight atomic.Int64
+	// draining is set once, by Drain, after the address left the route
+	// table. A request that counted itself and then sees it goes elsewhere.
+	draining atomic.Bool
+	// idle gets a token when inflight drops to zero while draining.
+	idle chan struct{}
+
+	// drained is made by the Drain that owns the target (under Proxy.mu)
+	// and closed when that Drain ends; other Drains of it wait on it.
+	drained chan struct{}
+
+	mu       sync.Mutex
+	upgraded map[io.Closer]struct{} // both ends of upgraded connections
+	closed   bool                   // the drain ended: late upgrades are closed at once
+}
+
+func newTarget(addr string, opts Options, dialer *net.Dialer) *target {
+	return &target{
+		addr:      addr,
+		transport: newTransport(opts, dialer),
+		idle:      make(chan struct{}, 1),
+		upgraded:  map[io.Closer]struct{}{},
+	}
+}
+
+// acquire counts a request in flight. It fails, counting nothing, once the
+// target is draining: the request was routed from a table older than the
+// Drain and must look its host up again. Counting first and checking the
+// flag second is what makes Drain never miss a request: with Drain setting
+// the flag first and reading the count second (both sequentially
+// consistent atomics), either Drain sees the request or the request sees
+// the flag.
+func (b *target) acquire() bool {
+	b.inflight.Add(1)
+	if b.draining.Load() {
+		b.release()
+		return false
+	}
+	return true
+}
+
+// release ends a request counted by acquire.
+func (b *target) release() {
+	if b.inflight.Add(-1) == 0 && b.draining.Load() {
+		select {
+		case b.idle <- struct{}{}:
+		default:
+		}
+		b.mu.Lock()
+		closed := b.closed
+		b.mu.Unlock()
+		if closed {
+			// A request that outlived the drain timeout: its connection
+			// goes back to no pool.
+			b.transport.CloseIdleConnections()
+		}
+	}
+}
+
+// track registers one end of an upgraded connection, so the end of a drain
+// closes it; after the drain it is closed at once.
+func (b *target) track(c io.Closer) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		c.Close()
+		return
+	}
+	b.upgraded[c] = struct{}{}
+	b.mu.Unlock()
+}
+
+func (b *target) untrack(c io.Closer) {
+	b.mu.Lock()
+	delete(b.upgraded, c)
+	b.mu.Unlock()
+}
+
+// upgrades is the number of upgraded connections (each counted once, by
+// its client end).
+func (b *target) upgrades() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for c := range b.upgraded {
+		if _, ok := c.(*upstreamConn); !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// drain waits, up to timeout or ctx, until no request is in flight, then
+// closes the upgraded connections and the idle ones. The caller has set
+// draining. It returns the number of requests still in flight and of
+// upgraded connections it closed.
+func (b *target) drain(ctx context.Context, timeout time.Duration) (left int64, upgrades int) {
+	timer := time.NewTimer(max(timeout, 0))
+	defer timer.Stop()
+wait:
+	for b.inflight.Load() > 0 {
+		select {
+		case <-b.idle:
+		case <-timer.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	b.mu.Lock()
+	b.closed = true
+	conns := b.upgraded
+	b.upgraded = nil
+	b.mu.Unlock()
+	for c := range conns {
+		if _, ok := c.(*upstreamConn); !ok {
+			upgrades++
+		}
+		c.Close()
+	}
+	// Idle keep-alive connections get a FIN; a response still being
+	// copied puts its connection back to a transport that now closes it.
+	b.transport.CloseIdleConnections()
+	return b.inflight.Load(), upgrades
+}
+
+// upstreamConn is the upstream end of an upgraded connection (the body of a
+// 101 response), tracked by its target until ReverseProxy closes it.
+type upstreamConn struct {
+	io.ReadWriteCloser
+	b *target
+}
+
+func (c *upstreamConn) Close() error {
+	c.b.untrack(c)
+	return c.ReadWriteCloser.Close()
+}
+
+// trackUpgrade is ReverseProxy's ModifyResponse hook for 101 responses: the
+// upstream end of the connection is tracked until it closes.
+func (b *target) trackUpgrade(resp *http.Response) {
+	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
+		c := &upstreamConn{ReadWriteCloser: rwc, b: b}
+		resp.Body = c
+		b.track(c)
+	}
+}
+
+// exchange is the ResponseWriter a request is forwarded with: it knows the
+// target of the current attempt, moves the request from in flight to
+// upgraded when ReverseProxy hijacks the client connection, and carries a
+// dial error back to serve so it can retry on another upstream.
+type exchange struct {
+	http.ResponseWriter
+	b    *target
+	conn net.Conn     // the hijacked client connection of an upgrade
+	body *bodyTracker // nil: the request has no body
+
+	// Set by the ErrorHandler when the attempt could not reach the
+	// upstream and may be retried.
+	retry bool
+	err   error
+	req   *http.Request // the outgoing request of the failed attempt
+
+	tried [maxAttempts]*target
+	n     int // attempts made
+}
+
+// maxAttempts bounds the upstreams one request tries when they refuse.
+const maxAttempts = 8
+
+// start makes b the target of the next attempt; b is acquired.
+func (x *exchange) start(b *target) {
+	x.b, x.conn, x.retry, x.err, x.req = b, nil, false, nil, nil
+	x.tried[x.n] = b
+	x.n++
+}
+
+// finish ends the attempt: the request leaves the in-flight count, or the
+// upgraded connection stops being tracked.
+func (x *exchange) finish() {
+	if x.conn != nil {
+		x.b.untrack(x.conn)
+		return
+	}
+	x.b.release()
+}
+
+func (x *exchange) triedTarget(b *target) bool {
+	for _, t := range x.tried[:x.n] {
+		if t == b {
+			return true
+		}
+	}
+	return false
+}
+
+// Hijack is called by ReverseProxy for an upgrade, once the upstream
+// answered 101: the client connection is tracked, then the request stops
+// counting as in flight (in that order, so a drain that sees no request in
+// flight closes this connection).
+func (x *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(x.ResponseWriter).Hijack()
+	if err != nil {
+		return conn, brw, err
+	}
+	x.conn = conn
+	x.b.track(conn)
+	x.b.release()
+	return conn, brw, nil
+}
+
+// Unwrap lets http.ResponseController (used by ReverseProxy to flush)
+// reach the server's ResponseWriter.
+func (x *exchange) Unwrap() http.ResponseWriter { return x.ResponseWriter }
+
+// retryable reports whether a failed attempt may be made again elsewhere:
+// the upstream could not be dialed (so it got nothing), the request body
+// was not read, and the client is still there.
+func (x *exchange) retryable(r *http.Request, err error) bool {
+	if x.n >= maxAttempts || r.Context().Err() != nil {
+		return false
+	}
+	if x.body != nil && x.body.read.Load() {
+		return false
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// bodyTracker records whether a request body was read, which would make
+// the request unsafe to send again.
+type bodyTracker struct {
+	io.ReadCloser
+	read atomic.Bool
+}
+
+func (t *bodyTracker) Read(p []byte) (int, error) {
+	if !t.read.Load() {
+		t.read.Store(true)
+	}
+	return t.ReadCloser.Read(p)
+}
+
+// Drain retires upstreams that no longer get requests: it waits until no
+// request to them is in flight, up to timeout or until ctx ends, then
+// closes their upgraded connections (WebSockets, both ends) and idle
+// keep-alive connections, and forgets them, so an upstream that later
+// reuses an address starts fresh. Upstreams are drained in parallel. An
+// address still routed by the current table, or unknown, is left alone.
+// Requests that still run at the timeout are not cut: they end when they
+// end (or when the container stops).
+func (p *Proxy) Drain(ctx context.Context, upstreams []string, timeout time.Duration) {
+	type job struct {
+		b     *target
+		owner bool // this call drains b; others wait for it
+	}
+	var jobs []job
+	p.mu.Lock()
+	routed := p.table.Load().routed()
+	for _, addr := range upstreams {
+		b := p.targets[addr]
+		if b == nil || routed[b] {
+			continue
+		}
+		dup := false
+		for _, j := range jobs {
+			dup = dup || j.b == b
+		}
+		if dup {
+			continue
+		}
+		owner := b.drained == nil
+		if owner {
+			b.drained = make(chan struct{})
+			b.draining.Store(true)
+		}
+		jobs = append(jobs, job{b, owner})
+	}
+	p.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() {
+			if !j.owner {
+				// Another Drain runs; wait for it as long as we may.
+				timer := time.NewTimer(max(timeout, 0))
+				defer timer.Stop()
+				select {
+				case <-j.b.drained:
+				case <-timer.C:
+				case <-ctx.Done():
+				}
+				return
+			}
+			start := time.Now()
+			left, upgrades := j.b.drain(ctx, timeout)
+			p.mu.Lock()
+			if p.targets[j.b.addr] == j.b {
+				delete(p.targets, j.b.addr)
+			}
+			p.mu.Unlock()
+			close(j.b.drained)
+			ev := p.log.Info()
+			if left > 0 {
+				ev = p.log.Warn()
+			}
+			ev.Str("upstream", j.b.addr).Int64("in_flight_left", left).Int("upgrades_closed", upgrades).
+				Dur("duration", time.Since(start)).Msg("upstream drained")
+		})
+	}
+	wg.Wait()
+}
+
+// InFlight is the number of requests being forwarded to upstream (host:port)
+// now, upgraded connections not counted; 0 for an address the proxy does
+// not know.
+func (p *Proxy) InFlight(upstream string) int {
+	p.mu.Lock()
+	b := p.targets[upstream]
+	p.mu.Unlock()
+	if b == nil {
+		return 0
+	}
+	return int(b.inflight.Load())
+}
+
+// routed is the set of targets some route of t lists.
+func (t *table) routed() map[*target]bool {
+	m := make(map[*target]bool, len(t.apps))
+	for _, r := range t.apps {
+		for _, u := range r.upstreams {
+			m[u.b] = true
+		}
+	}
+	return m
+}
