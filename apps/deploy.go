@@ -450,7 +450,22 @@ func (d *Deployer) Rollback(ctx context.Context, app string, number int, user st
 		return Errorf(ErrNoRelease, "The image of release %d (%s) was pruned; raise the release retention to keep more", target.Number, target.Image)
 	}
 	fmt.Fprintf(out, "-----> Rolling back %s to release %d\n", app, target.Number)
-	return d.newReleaseFrom(ctx, *target, target.Env, fmt.Sprintf("rollback to %d", target.Number), user, out)
+	if err := d.newReleaseFrom(ctx, *target, target.Env, fmt.Sprintf("rollback to %d", target.Number), user, out); err != nil {
+		return err
+	}
+	// The app's config becomes that of the release, so the next deploy
+	// keeps it (keys equal to the global ones stay inherited).
+	global, err := d.svc.Env(ctx, Global)
+	if err != nil {
+		return err
+	}
+	own := map[string]string{}
+	for k, v := range target.Env {
+		if g, ok := global[k]; !ok || g != v {
+			own[k] = v
+		}
+	}
+	return d.svc.UpdateEnv(ctx, app, EnvChange{Clear: true, Set: own})
 }
 
 // newReleaseFrom records a release reusing base's image and manifests with

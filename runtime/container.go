@@ -58,6 +58,10 @@ func (e *Engine) ensureNetwork(ctx context.Context) (string, error) {
 	return id, nil
 }
 
+// networkSettle is how long createNetwork waits before choosing among the
+// networks of the same name that concurrent creators made.
+const networkSettle = 300 * time.Millisecond
+
 // createNetwork creates the network and returns the ID of the one to use.
 func (e *Engine) createNetwork(ctx context.Context) (string, error) {
 	res, cerr := e.cli.NetworkCreate(ctx, e.network, client.NetworkCreateOptions{
@@ -65,7 +69,15 @@ func (e *Engine) createNetwork(ctx context.Context) (string, error) {
 		Labels: map[string]string{apps.LabelManaged: "true"},
 	})
 	// Podman refuses a duplicate name, Docker 20.10 accepts it: either way,
-	// the oldest network now under the name is the one to use.
+	// the oldest network now under the name is the one to use. Docker stamps
+	// a network's creation time before it becomes visible, so a racer that
+	// listed at once could miss an older one: let creations settle first.
+	// This runs once per engine, when the network does not exist yet.
+	select {
+	case <-time.After(networkSettle):
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 	id, err := e.findNetwork(ctx)
 	switch {
 	case err != nil:
