@@ -542,16 +542,24 @@ func (d *Deployer) rollout(ctx context.Context, rel *Release, out io.Writer, log
 	for _, typ := range formation.types {
 		if checkCfg.disabled(typ) {
 			fmt.Fprintf(out, "-----> Zero downtime is disabled for %s: stopping old %s containers first\n", typ, typ)
-			var keep []Container
+			var keep, stop []Container
+			var ups []string
 			for _, c := range old {
-				if c.Labels[LabelProcess] == typ {
-					if typ == "web" {
-						d.router.RemoveRoute(rel.App)
-					}
-					d.stopRemove(context.WithoutCancel(ctx), c, rel.App)
-				} else {
+				if c.Labels[LabelProcess] != typ {
 					keep = append(keep, c)
+					continue
 				}
+				stop = append(stop, c)
+				if typ == "web" && c.Addr != "" {
+					ups = append(ups, c.Addr)
+				}
+			}
+			if typ == "web" {
+				d.router.RemoveRoute(rel.App)
+				d.router.Drain(context.WithoutCancel(ctx), ups, d.cfg.StopTimeout)
+			}
+			for _, c := range stop {
+				d.stopRemove(context.WithoutCancel(ctx), c, rel.App)
 			}
 			old = keep
 		}
@@ -1150,6 +1158,14 @@ func (d *Deployer) Stop(ctx context.Context, app string) error {
 	if err != nil {
 		return fmt.Errorf("list containers of %s: %w", app, err)
 	}
+	var ups []string
+	for _, c := range list {
+		if c.Labels[LabelProcess] == "web" && c.Addr != "" {
+			ups = append(ups, c.Addr)
+		}
+	}
+	// Requests in flight may finish (briefly) before the containers go.
+	d.router.Drain(ctx, ups, 5*time.Second)
 	for _, c := range list {
 		if err := d.runtime.Remove(ctx, c.ID); err != nil {
 			return fmt.Errorf("remove container %s: %w", c.Name, err)

@@ -145,12 +145,12 @@ func (p *Proxy) SetRoute(app string, hosts []string, upstreams []string) {
 		if addr = strings.TrimSpace(addr); addr != "" {
 			// An address being drained is never routed again: a new
 			// container that got the same address starts fresh.
-			b := p.targets[addr]
-			if b == nil || b.draining.Load() {
-				b = newTarget(addr, p.opts, p.dialer)
-				p.targets[addr] = b
+			tg := p.targets[addr]
+			if tg == nil || tg.draining.Load() {
+				tg = newTarget(addr, p.opts, p.dialer)
+				p.targets[addr] = tg
 			}
-			r.upstreams = append(r.upstreams, p.newUpstream(app, b))
+			r.upstreams = append(r.upstreams, p.newUpstream(app, tg))
 		}
 	}
 	t := p.table.Load().clone()
@@ -206,9 +206,9 @@ func (p *Proxy) Lookup(host string) (app string, ok bool) {
 // newUpstream binds a ReverseProxy to one upstream address of app, so the
 // request path needs no per-request state beyond what ReverseProxy makes
 // and the exchange.
-func (p *Proxy) newUpstream(app string, b *target) *upstream {
-	addr := b.addr
-	u := &upstream{addr: addr, b: b}
+func (p *Proxy) newUpstream(app string, tg *target) *upstream {
+	addr := tg.addr
+	u := &upstream{addr: addr, tg: tg}
 	u.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
@@ -216,7 +216,7 @@ func (p *Proxy) newUpstream(app string, b *target) *upstream {
 			// pr.Out.Host stays the client's Host: apps route on it.
 			setForwardedHeaders(pr)
 		},
-		Transport: b.transport,
+		Transport: tg.transport,
 		// Responses of known length need no periodic flush; ReverseProxy
 		// flushes SSE and bodies of unknown length (chunked) after every
 		// write by itself.
@@ -225,7 +225,7 @@ func (p *Proxy) newUpstream(app string, b *target) *upstream {
 		ErrorLog:      p.errLog,
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
-				b.trackUpgrade(resp)
+				tg.trackUpgrade(resp)
 			}
 			return setResponseID(resp)
 		},
@@ -293,9 +293,9 @@ func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
 	}
 
 	up := rt.pick()
-	for i := 0; !up.b.acquire(); i++ {
+	for i := 0; !up.tg.acquire(); i++ {
 		if i == maxRepicks {
-			up.b.inflight.Add(1)
+			up.tg.inflight.Add(1)
 			break
 		}
 		if rt = p.table.Load().lookup(host); rt == nil {
@@ -308,7 +308,7 @@ func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
 		}
 	}
 	for {
-		x.start(up.b)
+		x.start(up.tg)
 		up.rp.ServeHTTP(x, r)
 		x.finish()
 		if !x.retry {
@@ -340,7 +340,7 @@ func (p *Proxy) retryUpstream(host string, x *exchange) (*route, *upstream) {
 	start := int(rt.next.Load() % uint32(n))
 	for k := range n {
 		u := rt.upstreams[(start+k)%n]
-		if !x.triedTarget(u.b) && u.b.acquire() {
+		if !x.triedTarget(u.tg) && u.tg.acquire() {
 			return rt, u
 		}
 	}
@@ -442,8 +442,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	p.cancel()
 	p.mu.Lock()
-	for _, b := range p.targets {
-		b.transport.CloseIdleConnections()
+	for _, tg := range p.targets {
+		tg.transport.CloseIdleConnections()
 	}
 	p.mu.Unlock()
 	return errors.Join(errs...)

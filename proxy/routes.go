@@ -17,11 +17,11 @@ type route struct {
 }
 
 // upstream is one address of a route with the ReverseProxy bound to it, so
-// a request needs no per-request context to know where it goes. b is the
+// a request needs no per-request context to know where it goes. tg is the
 // address's state, shared with the other routes that list it.
 type upstream struct {
 	addr string
-	b    *target
+	tg   *target
 	rp   *httputil.ReverseProxy
 }
 

@@ -60,59 +60,59 @@ func newTarget(addr string, opts Options, dialer *net.Dialer) *target {
 // the flag first and reading the count second (both sequentially
 // consistent atomics), either Drain sees the request or the request sees
 // the flag.
-func (b *target) acquire() bool {
-	b.inflight.Add(1)
-	if b.draining.Load() {
-		b.release()
+func (tg *target) acquire() bool {
+	tg.inflight.Add(1)
+	if tg.draining.Load() {
+		tg.release()
 		return false
 	}
 	return true
 }
 
 // release ends a request counted by acquire.
-func (b *target) release() {
-	if b.inflight.Add(-1) == 0 && b.draining.Load() {
+func (tg *target) release() {
+	if tg.inflight.Add(-1) == 0 && tg.draining.Load() {
 		select {
-		case b.idle <- struct{}{}:
+		case tg.idle <- struct{}{}:
 		default:
 		}
-		b.mu.Lock()
-		closed := b.closed
-		b.mu.Unlock()
+		tg.mu.Lock()
+		closed := tg.closed
+		tg.mu.Unlock()
 		if closed {
 			// A request that outlived the drain timeout: its connection
 			// goes back to no pool.
-			b.transport.CloseIdleConnections()
+			tg.transport.CloseIdleConnections()
 		}
 	}
 }
 
 // track registers one end of an upgraded connection, so the end of a drain
 // closes it; after the drain it is closed at once.
-func (b *target) track(c io.Closer) {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+func (tg *target) track(c io.Closer) {
+	tg.mu.Lock()
+	if tg.closed {
+		tg.mu.Unlock()
 		c.Close()
 		return
 	}
-	b.upgraded[c] = struct{}{}
-	b.mu.Unlock()
+	tg.upgraded[c] = struct{}{}
+	tg.mu.Unlock()
 }
 
-func (b *target) untrack(c io.Closer) {
-	b.mu.Lock()
-	delete(b.upgraded, c)
-	b.mu.Unlock()
+func (tg *target) untrack(c io.Closer) {
+	tg.mu.Lock()
+	delete(tg.upgraded, c)
+	tg.mu.Unlock()
 }
 
 // upgrades is the number of upgraded connections (each counted once, by
 // its client end).
-func (b *target) upgrades() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+func (tg *target) upgrades() int {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
 	n := 0
-	for c := range b.upgraded {
+	for c := range tg.upgraded {
 		if _, ok := c.(*upstreamConn); !ok {
 			n++
 		}
@@ -124,24 +124,24 @@ func (b *target) upgrades() int {
 // closes the upgraded connections and the idle ones. The caller has set
 // draining. It returns the number of requests still in flight and of
 // upgraded connections it closed.
-func (b *target) drain(ctx context.Context, timeout time.Duration) (left int64, upgrades int) {
+func (tg *target) drain(ctx context.Context, timeout time.Duration) (left int64, upgrades int) {
 	timer := time.NewTimer(max(timeout, 0))
 	defer timer.Stop()
 wait:
-	for b.inflight.Load() > 0 {
+	for tg.inflight.Load() > 0 {
 		select {
-		case <-b.idle:
+		case <-tg.idle:
 		case <-timer.C:
 			break wait
 		case <-ctx.Done():
 			break wait
 		}
 	}
-	b.mu.Lock()
-	b.closed = true
-	conns := b.upgraded
-	b.upgraded = nil
-	b.mu.Unlock()
+	tg.mu.Lock()
+	tg.closed = true
+	conns := tg.upgraded
+	tg.upgraded = nil
+	tg.mu.Unlock()
 	for c := range conns {
 		if _, ok := c.(*upstreamConn); !ok {
 			upgrades++
@@ -150,29 +150,29 @@ wait:
 	}
 	// Idle keep-alive connections get a FIN; a response still being
 	// copied puts its connection back to a transport that now closes it.
-	b.transport.CloseIdleConnections()
-	return b.inflight.Load(), upgrades
+	tg.transport.CloseIdleConnections()
+	return tg.inflight.Load(), upgrades
 }
 
 // upstreamConn is the upstream end of an upgraded connection (the body of a
 // 101 response), tracked by its target until ReverseProxy closes it.
 type upstreamConn struct {
 	io.ReadWriteCloser
-	b *target
+	tg *target
 }
 
 func (c *upstreamConn) Close() error {
-	c.b.untrack(c)
+	c.tg.untrack(c)
 	return c.ReadWriteCloser.Close()
 }
 
 // trackUpgrade is ReverseProxy's ModifyResponse hook for 101 responses: the
 // upstream end of the connection is tracked until it closes.
-func (b *target) trackUpgrade(resp *http.Response) {
+func (tg *target) trackUpgrade(resp *http.Response) {
 	if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
-		c := &upstreamConn{ReadWriteCloser: rwc, b: b}
+		c := &upstreamConn{ReadWriteCloser: rwc, tg: tg}
 		resp.Body = c
-		b.track(c)
+		tg.track(c)
 	}
 }
 
@@ -182,7 +182,7 @@ func (b *target) trackUpgrade(resp *http.Response) {
 // dial error back to serve so it can retry on another upstream.
 type exchange struct {
 	http.ResponseWriter
-	b    *target
+	tg   *target
 	conn net.Conn     // the hijacked client connection of an upgrade
 	body *bodyTracker // nil: the request has no body
 
@@ -199,10 +199,10 @@ type exchange struct {
 // maxAttempts bounds the upstreams one request tries when they refuse.
 const maxAttempts = 8
 
-// start makes b the target of the next attempt; b is acquired.
-func (x *exchange) start(b *target) {
-	x.b, x.conn, x.retry, x.err, x.req = b, nil, false, nil, nil
-	x.tried[x.n] = b
+// start makes tg the target of the next attempt; tg is acquired.
+func (x *exchange) start(tg *target) {
+	x.tg, x.conn, x.retry, x.err, x.req = tg, nil, false, nil, nil
+	x.tried[x.n] = tg
 	x.n++
 }
 
@@ -210,15 +210,15 @@ func (x *exchange) start(b *target) {
 // upgraded connection stops being tracked.
 func (x *exchange) finish() {
 	if x.conn != nil {
-		x.b.untrack(x.conn)
+		x.tg.untrack(x.conn)
 		return
 	}
-	x.b.release()
+	x.tg.release()
 }
 
-func (x *exchange) triedTarget(b *target) bool {
+func (x *exchange) triedTarget(tg *target) bool {
 	for _, t := range x.tried[:x.n] {
-		if t == b {
+		if t == tg {
 			return true
 		}
 	}
@@ -235,8 +235,8 @@ func (x *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return conn, brw, err
 	}
 	x.conn = conn
-	x.b.track(conn)
-	x.b.release()
+	x.tg.track(conn)
+	x.tg.release()
 	return conn, brw, nil
 }
 
@@ -282,30 +282,30 @@ func (t *bodyTracker) Read(p []byte) (int, error) {
 // end (or when the container stops).
 func (p *Proxy) Drain(ctx context.Context, upstreams []string, timeout time.Duration) {
 	type job struct {
-		b     *target
-		owner bool // this call drains b; others wait for it
+		tg    *target
+		owner bool // this call drains tg; others wait for it
 	}
 	var jobs []job
 	p.mu.Lock()
 	routed := p.table.Load().routed()
 	for _, addr := range upstreams {
-		b := p.targets[addr]
-		if b == nil || routed[b] {
+		tg := p.targets[addr]
+		if tg == nil || routed[tg] {
 			continue
 		}
 		dup := false
 		for _, j := range jobs {
-			dup = dup || j.b == b
+			dup = dup || j.tg == tg
 		}
 		if dup {
 			continue
 		}
-		owner := b.drained == nil
+		owner := tg.drained == nil
 		if owner {
-			b.drained = make(chan struct{})
-			b.draining.Store(true)
+			tg.drained = make(chan struct{})
+			tg.draining.Store(true)
 		}
-		jobs = append(jobs, job{b, owner})
+		jobs = append(jobs, job{tg, owner})
 	}
 	p.mu.Unlock()
 
@@ -317,25 +317,25 @@ func (p *Proxy) Drain(ctx context.Context, upstreams []string, timeout time.Dura
 				timer := time.NewTimer(max(timeout, 0))
 				defer timer.Stop()
 				select {
-				case <-j.b.drained:
+				case <-j.tg.drained:
 				case <-timer.C:
 				case <-ctx.Done():
 				}
 				return
 			}
 			start := time.Now()
-			left, upgrades := j.b.drain(ctx, timeout)
+			left, upgrades := j.tg.drain(ctx, timeout)
 			p.mu.Lock()
-			if p.targets[j.b.addr] == j.b {
-				delete(p.targets, j.b.addr)
+			if p.targets[j.tg.addr] == j.tg {
+				delete(p.targets, j.tg.addr)
 			}
 			p.mu.Unlock()
-			close(j.b.drained)
+			close(j.tg.drained)
 			ev := p.log.Info()
 			if left > 0 {
 				ev = p.log.Warn()
 			}
-			ev.Str("upstream", j.b.addr).Int64("in_flight_left", left).Int("upgrades_closed", upgrades).
+			ev.Str("upstream", j.tg.addr).Int64("in_flight_left", left).Int("upgrades_closed", upgrades).
 				Dur("duration", time.Since(start)).Msg("upstream drained")
 		})
 	}
@@ -347,12 +347,12 @@ func (p *Proxy) Drain(ctx context.Context, upstreams []string, timeout time.Dura
 // not know.
 func (p *Proxy) InFlight(upstream string) int {
 	p.mu.Lock()
-	b := p.targets[upstream]
+	tg := p.targets[upstream]
 	p.mu.Unlock()
-	if b == nil {
+	if tg == nil {
 		return 0
 	}
-	return int(b.inflight.Load())
+	return int(tg.inflight.Load())
 }
 
 // routed is the set of targets some route of t lists.
@@ -360,7 +360,7 @@ func (t *table) routed() map[*target]bool {
 	m := make(map[*target]bool, len(t.apps))
 	for _, r := range t.apps {
 		for _, u := range r.upstreams {
-			m[u.b] = true
+			m[u.tg] = true
 		}
 	}
 	return m
