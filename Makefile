@@ -45,6 +45,7 @@ lint:
 bench: build
 	bench/run.sh
 	bench/push.sh
+	bench/redeploy.sh
 
 clean:
 	rm -rf bin
