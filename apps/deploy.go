@@ -1100,6 +1100,12 @@ func (d *Deployer) pruneImages(ctx context.Context, app string) {
 		d.log.Printf("prune images of %s: %v", app, err)
 		return
 	}
+	retention := d.cfg.KeepReleases
+	if v, err := d.svc.Setting(ctx, app, "releases", "retention", ""); err == nil && v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 1 {
+			retention = n
+		}
+	}
 	keep := map[string]bool{}
 	kept := 0
 	for _, r := range rels { // newest first
@@ -1107,7 +1113,7 @@ func (d *Deployer) pruneImages(ctx context.Context, app string) {
 		case ReleasePending:
 			keep[r.Image] = true
 		case ReleaseDeployed, ReleaseSuperseded:
-			if !keep[r.Image] && kept < d.cfg.KeepReleases {
+			if !keep[r.Image] && kept < retention {
 				keep[r.Image] = true
 				kept++
 			}
