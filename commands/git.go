@@ -81,6 +81,17 @@ func (d Deps) propertyNamespace(r *Registry, ns, help string, props []property) 
 						return nil, err
 					}
 					var fields []Field
+					if ns == "checks" {
+						// Dokku's lists of process types with checks disabled
+						// or skipped ("none" when empty).
+						for _, k := range []string{"disabled", "skipped"} {
+							v := own[k]
+							if v == "" {
+								v = "none"
+							}
+							fields = append(fields, Field{"checks-" + k + "-list", "Checks " + k + " list", v})
+						}
+					}
 					for _, p := range props {
 						label := strings.ToUpper(ns[:1]) + strings.ReplaceAll(ns[1:], "-", " ") + " " + strings.ReplaceAll(p.key, "-", " ")
 						eff := p.def

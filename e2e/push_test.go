@@ -378,9 +378,12 @@ func TestPushConcurrent(t *testing.T) {
 
 	repoB := filepath.Join(t.TempDir(), "b")
 	c.mustGit(t, t.TempDir(), "clone", "-q", repoA, repoB)
-	// A's app takes a while to listen, so its deploy is still running when
-	// B's push arrives (B waits for A's "Waiting for web.1" line first).
-	revA := commitDockerfile(t, c, repoA, "a", "ENV START_DELAY=8s")
+	// A's app takes a while to listen and its check waits for it, so its
+	// deploy is still running when B's push arrives (B waits for A's
+	// "Running healthcheck" line first).
+	revA := commitFiles(t, c, repoA, "a", map[string]string{"app.json": `{"healthchecks": {"web": [
+  {"name": "listening", "path": "/", "attempts": 20, "wait": 1, "timeout": 2}
+]}}`}, "ENV START_DELAY=8s")
 	revB := commitDockerfile(t, c, repoB, "b")
 
 	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
@@ -402,7 +405,7 @@ func TestPushConcurrent(t *testing.T) {
 		doneA <- res
 	}()
 	deadline := time.Now().Add(pushTimeout)
-	for !strings.Contains(errA.String(), "Waiting for web.1 to listen") {
+	for !strings.Contains(errA.String(), "Running healthcheck name='listening'") {
 		select {
 		case res := <-doneA:
 			t.Fatalf("push A ended before its container listened:\n%s", res)

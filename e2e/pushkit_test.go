@@ -252,8 +252,8 @@ func (e *engine) removeImage(t *testing.T, ref string) {
 }
 
 // startPushServer starts a daemon on the test engine (RIVETR_RUNTIME forced
-// to it, domain localhost) and returns it with an SSH client whose key is
-// added as "admin".
+// to it, domain localhost) with quick checks (fastChecks) and returns it
+// with an SSH client whose key is added as "admin".
 func startPushServer(t *testing.T, eng *engine) (*server, *client) {
 	t.Helper()
 	srv := newServer(t)
@@ -262,6 +262,7 @@ func startPushServer(t *testing.T, eng *engine) (*server, *client) {
 		srv.extraEnv = append(srv.extraEnv, "RIVETR_RUNTIME="+eng.kind)
 	}
 	srv.start()
+	fastChecks(t, srv)
 	key := newKey(t, "admin")
 	srv.mustCLI(t, nil, "ssh-keys:add", "admin", key.Public)
 	return srv, srv.client(t, key)
