@@ -120,6 +120,19 @@ func registerDeploy(r *Registry, d Deps) {
 	r.Add(lg, Command{Name: "logs", ArgsRequired: true, Usage: "logs <app> [-t] [-n N] [-p TYPE] [-q]", Help: "Show (-t: follow) the output of an app's containers", Run: d.logs})
 }
 
+// appAndFormat parses `<app> [--format json|stdout]`.
+func appAndFormat(args []string) (app, format string, err error) {
+	args, err = NewFlags().String(&format, "format").Parse(args)
+	if err != nil {
+		return "", "", Failf("%v", err)
+	}
+	if format != "" && format != "json" && format != "stdout" {
+		return "", "", Failf("Invalid --format value %q: use json or stdout", format)
+	}
+	app, err = oneApp(args)
+	return app, format, err
+}
+
 func validSeconds(v string) error {
 	if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 3600 {
 		return fmt.Errorf("want seconds from 0 to 3600")
@@ -128,12 +141,7 @@ func validSeconds(v string) error {
 }
 
 func (d Deps) releasesList(ctx context.Context, s *Session, args []string) error {
-	var format string
-	args, err := NewFlags().String(&format, "format").Parse(args)
-	if err != nil {
-		return Failf("%v", err)
-	}
-	app, err := oneApp(args)
+	app, format, err := appAndFormat(args)
 	if err != nil {
 		return err
 	}
@@ -706,12 +714,7 @@ func splitLinesKeep(s string) []string {
 }
 
 func (d Deps) storageList(ctx context.Context, s *Session, args []string) error {
-	var format string
-	args, err := NewFlags().String(&format, "format").Parse(args)
-	if err != nil {
-		return Failf("%v", err)
-	}
-	app, err := oneApp(args)
+	app, format, err := appAndFormat(args)
 	if err != nil {
 		return err
 	}
@@ -790,12 +793,7 @@ func (d Deps) runList(ctx context.Context, s *Session, args []string) error {
 	if err := d.needDeployer(); err != nil {
 		return err
 	}
-	var format string
-	args, err := NewFlags().String(&format, "format").Parse(args)
-	if err != nil {
-		return Failf("%v", err)
-	}
-	app, err := oneApp(args)
+	app, format, err := appAndFormat(args)
 	if err != nil {
 		return err
 	}
