@@ -46,6 +46,7 @@ bench: build
 	bench/run.sh
 	bench/push.sh
 	bench/redeploy.sh
+	bench/proxy.sh
 
 clean:
 	rm -rf bin

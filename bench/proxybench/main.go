@@ -1,0 +1,47 @@
+// Command proxybench serves rivetr's proxy package on a loopback port for
+// bench/proxy.sh: it routes one host (or -routes hosts) to an upstream, so
+// the proxy can be measured with wrk beside nginx and caddy without
+// containers.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rivetr/rivetr/proxy"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
+	upstream := flag.String("upstream", "", "host:port of the backend")
+	host := flag.String("host", "bench.localhost", "host routed to the upstream")
+	routes := flag.Int("routes", 1, "total routes in the table (extra ones go to dummy apps)")
+	flag.Parse()
+	if *upstream == "" {
+		log.Fatal("proxybench: -upstream is required")
+	}
+	p := proxy.New(zerolog.Nop(), proxy.Options{})
+	p.SetRoute("bench", []string{*host}, []string{*upstream})
+	for i := 1; i < *routes; i++ {
+		p.SetRoute(fmt.Sprintf("app%d", i), []string{fmt.Sprintf("app%d.localhost", i)}, []string{"127.0.0.1:9"})
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(ln.Addr().String())
+	go func() {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+		<-c
+		os.Exit(0)
+	}()
+	log.Fatal(p.Serve(ln))
+}
