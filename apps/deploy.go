@@ -175,9 +175,73 @@ func (d *Deployer) lock(ctx context.Context, app string, out io.Writer) (func(),
 	}
 }
 
-// Hosts returns the hosts an app is served on.
-func (d *Deployer) Hosts(app string) []string {
-	return []string{app + "." + d.cfg.Domain}
+// Hosts returns the hosts an app is served on (see Service.Hosts); an
+// error reading the settings falls back to APP.<domain>.
+func (d *Deployer) Hosts(ctx context.Context, app string) []string {
+	hosts, err := d.svc.Hosts(ctx, app, d.cfg.Domain)
+	if err != nil {
+		d.log.Printf("hosts of %s: %v", app, err)
+		return []string{app + "." + d.cfg.Domain}
+	}
+	return hosts
+}
+
+// GlobalDomain is the configured global domain (RIVETR_DOMAIN).
+func (d *Deployer) GlobalDomain() string { return d.cfg.Domain }
+
+// webPort is the port app's web processes listen on (ports:set, else
+// the default PORT).
+func (d *Deployer) webPort(ctx context.Context, app string) (int, error) {
+	return d.svc.WebPort(ctx, app, d.cfg.DefaultPort)
+}
+
+// setRoute routes app's hosts to ups, or removes its route when it has no
+// hosts (domains disabled) or no upstreams.
+func (d *Deployer) setRoute(ctx context.Context, app string, ups []string) []string {
+	hosts := d.Hosts(ctx, app)
+	if len(hosts) == 0 || len(ups) == 0 {
+		d.router.RemoveRoute(app)
+		return hosts
+	}
+	d.router.SetRoute(app, hosts, ups)
+	return hosts
+}
+
+// Reroute re-applies app's route with its current hosts to the running web
+// containers of its deployed release, without a redeploy (after a domains
+// change). It waits for a deploy of app in progress, which routes itself.
+func (d *Deployer) Reroute(ctx context.Context, app string) error {
+	if err := ValidateAppName(app); err != nil {
+		return err
+	}
+	if d.runtime == nil {
+		return nil
+	}
+	unlock, err := d.lock(ctx, app, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rel, ok, err := d.svc.store.CurrentRelease(ctx, app)
+	if err != nil || !ok {
+		return err
+	}
+	cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: "web"})
+	if err != nil {
+		return fmt.Errorf("list containers of %s: %w", app, err)
+	}
+	var ups []string
+	for _, c := range cs {
+		if c.Running && c.Addr != "" {
+			ups = append(ups, c.Addr)
+		}
+	}
+	if len(ups) == 0 {
+		// Stopped (or no web process): nothing to route.
+		return nil
+	}
+	d.setRoute(ctx, app, ups)
+	return nil
 }
 
 // Deploy builds and deploys req.Rev of req.App. On failure the previous
@@ -586,25 +650,27 @@ func (d *Deployer) rollout(ctx context.Context, rel *Release, out io.Writer, log
 		}
 	}
 	swapped := time.Now()
-	if len(ups) > 0 {
-		d.router.SetRoute(rel.App, d.Hosts(rel.App), ups)
-	} else {
-		d.router.RemoveRoute(rel.App)
-	}
+	hosts := d.setRoute(ctx, rel.App, ups)
 	if err := d.svc.store.MarkDeployed(context.WithoutCancel(ctx), rel.App, rel.Number); err != nil {
 		return fail(err)
 	}
 	d.log.Printf("%s v%d live: %d web upstreams swapped at %s", rel.App, rel.Number, len(ups), swapped.Format(time.RFC3339Nano))
 	var webURLs []string
-	for _, h := range d.Hosts(rel.App) {
+	for _, h := range hosts {
 		webURLs = append(webURLs, d.cfg.URL(h))
 	}
-	if _, err := d.hooks.Run(ctx, "post-deploy", []string{rel.App, strconv.Itoa(d.cfg.DefaultPort), "", rel.Image}, HookOpts{Out: out}); err != nil {
+	port, err := d.webPort(ctx, rel.App)
+	if err != nil {
+		port = d.cfg.DefaultPort
+	}
+	if _, err := d.hooks.Run(ctx, "post-deploy", []string{rel.App, strconv.Itoa(port), "", rel.Image}, HookOpts{Out: out}); err != nil {
 		fmt.Fprintf(out, " !     post-deploy hook: %v\n", err)
 	}
 	d.retire(rel.App, old, checkCfg)
 	d.pruneImages(context.WithoutCancel(ctx), rel.App)
-	if len(ups) > 0 {
+	if len(ups) > 0 && len(hosts) == 0 {
+		fmt.Fprintf(out, "=====> Application deployed (domains disabled: not routed by the proxy)\n")
+	} else if len(ups) > 0 {
 		fmt.Fprintf(out, "=====> Application deployed:\n")
 		for _, u := range webURLs {
 			fmt.Fprintf(out, "       %s\n", u)
@@ -739,7 +805,11 @@ func (d *Deployer) containerSpec(ctx context.Context, rel *Release, p proc) (Con
 	for k, v := range rel.Env {
 		env[k] = v
 	}
-	env["PORT"] = strconv.Itoa(d.cfg.DefaultPort)
+	port, err := d.webPort(ctx, rel.App)
+	if err != nil {
+		return ContainerSpec{}, err
+	}
+	env["PORT"] = strconv.Itoa(port)
 	env["DYNO"] = p.name()
 	policy := ps["restart-policy"]
 	if policy == "" {
@@ -757,7 +827,7 @@ func (d *Deployer) containerSpec(ctx context.Context, rel *Release, p proc) (Con
 		StopTimeout:   d.stopTimeout(ps),
 	}
 	if p.typ == "web" {
-		spec.Port = d.cfg.DefaultPort
+		spec.Port = port
 	}
 	return spec, nil
 }
@@ -866,6 +936,10 @@ func (d *Deployer) checkAll(ctx context.Context, rel *Release, man manifests, st
 			return Errorf(ErrDeployFailed, "CHECKS: %v", err)
 		}
 	}
+	checkHookPort, err := d.webPort(ctx, rel.App)
+	if err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	var failed []string
 	var wg sync.WaitGroup
@@ -903,7 +977,7 @@ func (d *Deployer) checkAll(ctx context.Context, rel *Release, man manifests, st
 			}
 			err := RunChecks(ctx, target, checks, cfg.defaultWait, w)
 			if err == nil {
-				_, err = d.hooks.Run(ctx, "check-deploy", []string{rel.App, c.ID, typOf(c), strconv.Itoa(d.cfg.DefaultPort), hostOf(c.Addr)}, HookOpts{Out: w})
+				_, err = d.hooks.Run(ctx, "check-deploy", []string{rel.App, c.ID, typOf(c), strconv.Itoa(checkHookPort), hostOf(c.Addr)}, HookOpts{Out: w})
 			}
 			if err != nil {
 				fmt.Fprintf(w, " !     %s: %v\n", name, err)
@@ -1236,7 +1310,7 @@ func (d *Deployer) Restore(ctx context.Context) error {
 			}
 		}
 		if len(ups) > 0 {
-			d.router.SetRoute(app.Name, d.Hosts(app.Name), ups)
+			d.setRoute(ctx, app.Name, ups)
 		}
 		// Containers of earlier releases left by a stop mid-retirement, or
 		// of a deploy cut off before its swap.

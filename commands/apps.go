@@ -25,6 +25,11 @@ type appService interface {
 	Settings(ctx context.Context, scope, namespace string) (map[string]string, error)
 	SetSetting(ctx context.Context, scope, namespace, key, value string) error
 	Setting(ctx context.Context, app, namespace, key, def string) (string, error)
+	Domains(ctx context.Context, scope string) ([]string, bool, error)
+	Hosts(ctx context.Context, app string, globalDomain string) ([]string, error)
+	PortMappings(ctx context.Context, app string) ([]apps.PortMapping, error)
+	WebPort(ctx context.Context, app string, def int) (int, error)
+	RunHook(ctx context.Context, point string, args ...string) error
 	Store() apps.Store
 }
 

@@ -23,6 +23,9 @@ func RegisterCore(r *Registry, d Deps) {
 	registerTokens(r, d)
 	registerDockerOptions(r, d)
 	registerDeploy(r, d)
+	registerDomains(r, d)
+	registerPorts(r, d)
+	registerProxy(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",

@@ -28,6 +28,11 @@ type deployer interface {
 	Enter(ctx context.Context, app, typ, container string, cmd []string, st apps.Streams, tty bool) (int, error)
 	Logs(ctx context.Context, app, typ string, opts apps.LogOptions, quiet bool, out io.Writer) error
 	CheckNow(ctx context.Context, app, typ string, out io.Writer) error
+	// Reroute re-applies an app's route with its current hosts (domains)
+	// to its running web containers, without a redeploy.
+	Reroute(ctx context.Context, app string) error
+	// GlobalDomain is RIVETR_DOMAIN: app APP is served at APP.<domain>.
+	GlobalDomain() string
 }
 
 var procTypeRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,63}$`)
