@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"log"
 	"net"
@@ -402,8 +403,15 @@ func (p *Proxy) serveLogged(w http.ResponseWriter, r *http.Request) {
 // timeout. It may be called for several listeners (HTTP and HTTPS). It
 // returns nil after Shutdown.
 func (p *Proxy) Serve(ln net.Listener) error {
+	return p.serveWith(ln, p, nil)
+}
+
+// serveWith is Serve with another handler (p wrapped) and, when tlsConf is
+// not nil, TLS (HTTP/2 included) on ln.
+func (p *Proxy) serveWith(ln net.Listener, h http.Handler, tlsConf *tls.Config) error {
 	srv := &http.Server{
-		Handler:           p,
+		Handler:           h,
+		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       serverIdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -418,7 +426,13 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	}
 	p.servers = append(p.servers, srv)
 	p.srvMu.Unlock()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	var err error
+	if tlsConf != nil {
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
