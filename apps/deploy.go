@@ -150,6 +150,9 @@ type DeployRequest struct {
 	// Precheck, if set, runs once the app's deploy lock is held; an error
 	// stops the deploy before anything is built.
 	Precheck func() error
+	// OnSuccess, if set, runs after a successful deploy while the lock is
+	// still held, so the next deploy of the app sees what it recorded.
+	OnSuccess func()
 }
 
 // lock takes the app's deploy lock, telling out when it must wait.
@@ -364,7 +367,13 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	if err := d.svc.store.UpdateRelease(ctx, rel); err != nil {
 		return fail(err)
 	}
-	return d.rollout(ctx, &rel, out, logBuf, true)
+	if err := d.rollout(ctx, &rel, out, logBuf, true); err != nil {
+		return err
+	}
+	if req.OnSuccess != nil {
+		req.OnSuccess() // before the deferred unlock
+	}
+	return nil
 }
 
 // failer returns the function that records rel as failed with its log.

@@ -145,10 +145,8 @@ func (p *Pushes) PreReceive(ctx context.Context, env map[string]string, stdin io
 		p.Log.Info().Str("app", app).Str("rev", u.new).Str("user", user).Msg("deploy from push")
 		u := u
 		err = p.Deployer.Deploy(ctx, apps.DeployRequest{App: app, Rev: u.new, User: user, Reason: "push", Out: stdout,
-			Precheck: func() error { return p.checkCurrent(app, u.ref, u.old) }})
-		if err == nil {
-			p.setPending(app, u.ref, u.new)
-		}
+			Precheck:  func() error { return p.checkCurrent(app, u.ref, u.old) },
+			OnSuccess: func() { p.setPending(app, u.ref, u.new) }})
 		if err != nil {
 			p.Log.Warn().Str("app", app).Str("rev", u.new).Err(err).Msg("deploy failed")
 			for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
