@@ -125,6 +125,42 @@ func registerDeploy(r *Registry, d Deps) {
 	r.Add(lg, Command{Name: "logs", ArgsRequired: true, Usage: "logs <app> [-t] [-n N] [-p TYPE] [-q]", Help: "Show (-t: follow) the output of an app's containers", Run: d.logs})
 }
 
+// scopeArg takes the scope of a `(<app>|--global)` command: --global, or
+// the first argument as an app that must exist; it returns the rest.
+func (d Deps) scopeArg(ctx context.Context, args []string) (string, []string, error) {
+	var global bool
+	args, err := NewFlags().Bool(&global, "global").Parse(args)
+	if err != nil {
+		return "", nil, Failf("%v", err)
+	}
+	if global {
+		return apps.Global, args, nil
+	}
+	if len(args) == 0 {
+		return "", nil, Failf("Please specify an app to run the command on")
+	}
+	if _, err := d.Apps.App(ctx, args[0]); err != nil {
+		return "", nil, err
+	}
+	return args[0], args[1:], nil
+}
+
+// exitStatus turns a process's exit status into the command's.
+func exitStatus(code int, err error) error {
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return Exit(code)
+	}
+	return nil
+}
+
+// streams are the session's streams for an attached process.
+func (s *Session) streams() apps.Streams {
+	return apps.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr}
+}
+
 // appAndFormat parses `<app> [--format json|stdout]`.
 func appAndFormat(args []string) (app, format string, err error) {
 	args, err = NewFlags().String(&format, "format").Parse(args)
@@ -767,14 +803,7 @@ func (d Deps) runOneOff(ctx context.Context, s *Session, args []string) error {
 	if err != nil {
 		return err
 	}
-	code, err := d.Deployer.RunOneOff(ctx, app, cmd, env, apps.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr}, false)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return Exit(code)
-	}
-	return nil
+	return exitStatus(d.Deployer.RunOneOff(ctx, app, cmd, env, s.streams(), false))
 }
 
 func (d Deps) runDetached(ctx context.Context, s *Session, args []string) error {
@@ -847,14 +876,7 @@ func (d Deps) enter(ctx context.Context, s *Session, args []string) error {
 	if _, err := d.Apps.App(ctx, app); err != nil {
 		return err
 	}
-	code, err := d.Deployer.Enter(ctx, app, typ, id, cmd, apps.Streams{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr}, false)
-	if err != nil {
-		return err
-	}
-	if code != 0 {
-		return Exit(code)
-	}
-	return nil
+	return exitStatus(d.Deployer.Enter(ctx, app, typ, id, cmd, s.streams(), false))
 }
 
 func (d Deps) logs(ctx context.Context, s *Session, args []string) error {

@@ -29,20 +29,9 @@ func (d Deps) propertyNamespace(r *Registry, ns, help string, props []property) 
 	r.Add(n,
 		Command{Name: ns + ":set", Usage: ns + ":set (<app>|--global) <key> [<value>]", Help: "Set or clear a property (" + strings.Join(keys, ", ") + ")",
 			Run: func(ctx context.Context, s *Session, args []string) error {
-				var global bool
-				args, err := NewFlags().Bool(&global, "global").Parse(args)
+				scope, args, err := d.scopeArg(ctx, args)
 				if err != nil {
-					return Failf("%v", err)
-				}
-				scope := apps.Global
-				if !global {
-					if len(args) == 0 {
-						return Failf("Please specify an app to run the command on")
-					}
-					scope, args = args[0], args[1:]
-					if _, err := d.Apps.App(ctx, scope); err != nil {
-						return err
-					}
+					return err
 				}
 				if len(args) == 0 || len(args) > 2 {
 					return Failf("Usage: rivetr %s:set (<app>|--global) <key> [<value>]", ns)

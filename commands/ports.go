@@ -186,20 +186,9 @@ func registerProxy(r *Registry, d Deps) {
 var proxyProps = map[string]string{"https-redirect": "true"}
 
 func (d Deps) proxySet(ctx context.Context, s *Session, args []string) error {
-	var global bool
-	args, err := NewFlags().Bool(&global, "global").Parse(args)
+	scope, args, err := d.scopeArg(ctx, args)
 	if err != nil {
-		return Failf("%v", err)
-	}
-	scope := apps.Global
-	if !global {
-		if len(args) == 0 {
-			return Failf("Please specify an app to run the command on")
-		}
-		scope, args = args[0], args[1:]
-		if _, err := d.Apps.App(ctx, scope); err != nil {
-			return err
-		}
+		return err
 	}
 	if len(args) == 0 || len(args) > 2 {
 		return Failf("Usage: rivetr proxy:set (<app>|--global) https-redirect [true|false]")
