@@ -22,6 +22,8 @@ var (
 	ErrTokenExists    = errors.New("token already exists")
 	ErrDeployFailed   = errors.New("deploy failed")
 	ErrNoRelease      = errors.New("app has no release")
+	ErrNoCertificate  = errors.New("no certificate")
+	ErrBadCertificate = errors.New("invalid certificate")
 )
 
 // Error is an error with a message meant for the user and a sentinel kind

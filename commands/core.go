@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"path/filepath"
+
+	"github.com/rivetr/rivetr/apps"
 )
 
 // Deps are what the core namespaces need.
@@ -11,6 +13,7 @@ type Deps struct {
 	Deployer deployer // nil when deploys are not wired (tests of the language)
 	Version  string
 	DataDir  string
+	Certs    apps.Certs // nil: no certs namespace (tests of the language)
 }
 
 // RegisterCore adds the core namespaces: apps, config, ssh-keys, git,
@@ -26,6 +29,7 @@ func RegisterCore(r *Registry, d Deps) {
 	registerDomains(r, d)
 	registerPorts(r, d)
 	registerProxy(r, d)
+	registerCerts(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cgi"
 	"strings"
@@ -101,9 +102,35 @@ func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cgiH.ServeHTTP(flushWriter{w}, r2)
 }
 
-// authenticate checks HTTP basic auth: the password must be a valid token.
+// TokenOrLoopback wraps next so that only a request from a loopback
+// address or one with a valid API token (HTTP basic auth as for git, or
+// "Authorization: Bearer TOKEN") reaches it; others get 401.
+func (h *HTTP) TokenOrLoopback(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		if _, ok := h.authenticate(r); !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="rivetr"`)
+			http.Error(w, "an API token is required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authenticate checks HTTP basic auth (or a bearer token): the password
+// must be a valid token.
 func (h *HTTP) authenticate(r *http.Request) (string, bool) {
 	_, pass, ok := r.BasicAuth()
+	if !ok {
+		if bearer, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
+			pass, ok = strings.TrimSpace(bearer), true
+		}
+	}
 	if !ok || pass == "" || len(pass) > 256 {
 		return "", false
 	}

@@ -65,6 +65,7 @@ type Proxy struct {
 	dialer  *net.Dialer
 	buffers *bufferPool
 	errLog  *log.Logger // net/http's own messages, sent to log at debug
+	metrics *metrics
 
 	mu      sync.Mutex // serialises writers of table; guards targets
 	table   atomic.Pointer[table]
@@ -92,6 +93,7 @@ func New(log zerolog.Logger, opts Options) *Proxy {
 		dialer:  &net.Dialer{Timeout: dialTimeout, KeepAlive: dialKeepAlive},
 		buffers: newBufferPool(),
 		errLog:  newStdLogger(log),
+		metrics: newMetrics(),
 		targets: map[string]*target{},
 	}
 	p.baseCtx, p.cancel = context.WithCancel(context.Background())
@@ -126,7 +128,7 @@ func newTransport(opts Options, dialer *net.Dialer) *http.Transport {
 // already routed to another app moves to this one (and is logged); hosts
 // that can never match (empty, "*") are skipped.
 func (p *Proxy) SetRoute(app string, hosts []string, upstreams []string) {
-	r := &route{app: app}
+	r := &route{app: app, m: p.metrics.forApp(app)}
 	seen := make(map[string]bool, len(hosts))
 	for _, h := range hosts {
 		n := normalizeRouteHost(h)
@@ -268,19 +270,24 @@ const maxRepicks = 16
 // was not read: a container that died before its route changed costs the
 // client nothing.
 func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
+	p.metrics.inflight.Add(1)
+	defer p.metrics.inflight.Add(-1)
 	host := normalizeHost(r.Host)
 	rt := p.table.Load().lookup(host)
 	if rt == nil {
 		writePage(w, r, http.StatusNotFound)
+		p.metrics.none.request(http.StatusNotFound)
 		return ""
 	}
 	if len(rt.upstreams) == 0 {
 		writePage(w, r, http.StatusServiceUnavailable)
+		rt.m.request(http.StatusServiceUnavailable)
 		return rt.app
 	}
 	if limit := p.opts.MaxBodyBytes; limit > 0 && r.ContentLength != 0 {
 		if r.ContentLength > limit {
 			writePage(w, r, http.StatusRequestEntityTooLarge)
+			rt.m.request(http.StatusRequestEntityTooLarge)
 			return rt.app
 		}
 		// Unknown length (chunked): fail once the limit is crossed; the
@@ -301,10 +308,12 @@ func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
 		}
 		if rt = p.table.Load().lookup(host); rt == nil {
 			writePage(w, r, http.StatusNotFound)
+			p.metrics.none.request(http.StatusNotFound)
 			return ""
 		}
 		if up = rt.pick(); up == nil {
 			writePage(w, r, http.StatusServiceUnavailable)
+			rt.m.request(http.StatusServiceUnavailable)
 			return rt.app
 		}
 	}
@@ -313,6 +322,10 @@ func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
 		up.rp.ServeHTTP(x, r)
 		x.finish()
 		if !x.retry {
+			if x.latency > 0 {
+				rt.m.latency(x.latency)
+			}
+			rt.m.request(x.status())
 			return rt.app
 		}
 		failed := up
@@ -322,7 +335,8 @@ func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
 			rt, up = rt2, next
 			continue
 		}
-		p.upstreamError(w, x.req, x.err, rt.app, failed.addr)
+		p.upstreamError(x, x.req, x.err, rt.app, failed.addr)
+		rt.m.request(x.status())
 		return rt.app
 	}
 }
@@ -350,6 +364,9 @@ func (p *Proxy) retryUpstream(host string, x *exchange) (*route, *upstream) {
 
 // upstreamError answers a request that could not be proxied.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error, app, addr string) {
+	if x, ok := w.(*exchange); ok {
+		x.local = true // the page below is the proxy's, not an upstream's
+	}
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
@@ -416,6 +433,7 @@ func (p *Proxy) serveWith(ln net.Listener, h http.Handler, tlsConf *tls.Config) 
 		IdleTimeout:       serverIdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          p.errLog,
+		ConnState:         p.metrics.connState,
 		BaseContext:       func(net.Listener) context.Context { return p.baseCtx },
 	}
 	p.srvMu.Lock()

@@ -13,6 +13,7 @@ type route struct {
 	app       string
 	hosts     []string    // normalised, as given to SetRoute ("*.x" for wildcards)
 	upstreams []*upstream // empty: the app has no running web process
+	m         *appMetrics
 	next      atomic.Uint32
 }
 

@@ -194,6 +194,11 @@ type exchange struct {
 
 	tried [maxAttempts]*target
 	n     int // attempts made
+
+	begin   time.Time     // start of the current attempt
+	code    int           // status code sent to the client (0: none yet)
+	local   bool          // the response is the proxy's own error page
+	latency time.Duration // time to the upstream's response headers
 }
 
 // maxAttempts bounds the upstreams one request tries when they refuse.
@@ -202,6 +207,7 @@ const maxAttempts = 8
 // start makes tg the target of the next attempt; tg is acquired.
 func (x *exchange) start(tg *target) {
 	x.tg, x.conn, x.retry, x.err, x.req = tg, nil, false, nil, nil
+	x.begin = time.Now()
 	x.tried[x.n] = tg
 	x.n++
 }
@@ -243,6 +249,29 @@ func (x *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap lets http.ResponseController (used by ReverseProxy to flush)
 // reach the server's ResponseWriter.
 func (x *exchange) Unwrap() http.ResponseWriter { return x.ResponseWriter }
+
+// WriteHeader records the status code and, for an upstream's response,
+// how long its headers took.
+func (x *exchange) WriteHeader(code int) {
+	if x.code == 0 && code >= 200 {
+		x.code = code
+		if !x.local {
+			x.latency = time.Since(x.begin)
+		}
+	}
+	x.ResponseWriter.WriteHeader(code)
+}
+
+// status is the code the client got: 101 for an upgrade.
+func (x *exchange) status() int {
+	switch {
+	case x.code != 0:
+		return x.code
+	case x.conn != nil:
+		return http.StatusSwitchingProtocols
+	}
+	return http.StatusOK
+}
 
 // retryable reports whether a failed attempt may be made again elsewhere:
 // the upstream could not be dialed (so it got nothing), the request body

@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +70,7 @@ type TLS struct {
 	issuer   *certmagic.ACMEIssuer
 	tlsConf  *tls.Config
 	redirect func(string) bool
+	certs    *Certs // custom certificates, once attached
 }
 
 // EnableTLS sets up automatic HTTPS for p. Serve the HTTPS listener with
@@ -173,21 +176,69 @@ func (p *Proxy) routedExactly(host string) bool {
 // from the cache, obtained during the handshake when missing.
 func (t *TLS) TLSConfig() *tls.Config { return t.tlsConf }
 
-// HasCertificate reports whether a certificate for host (an exact name) is
-// in the cache and not expired.
+// HasCertificate reports whether an unexpired certificate for host (its
+// own, or a custom wildcard one) is in the cache.
 func (t *TLS) HasCertificate(host string) bool {
-	host = normalizeHost(host)
-	for _, c := range t.cache.AllMatchingCertificates(host) {
-		if c.Expired() {
+	_, ok := t.cached(normalizeHost(host))
+	return ok
+}
+
+// Preload loads the stored ACME certificates of the routed hosts into the
+// cache, so that they are renewed in the background and HTTP requests for
+// them are redirected from the start, not only after a first HTTPS
+// handshake.
+func (t *TLS) Preload(ctx context.Context) {
+	for h := range t.p.table.Load().exact {
+		if _, ok := t.cached(h); ok {
 			continue
 		}
-		for _, n := range c.Names {
-			if strings.EqualFold(n, host) {
-				return true
-			}
+		if _, err := t.magic.CacheManagedCertificate(ctx, h); err == nil {
+			t.p.log.Debug().Str("host", h).Msg("certificate loaded from storage")
 		}
 	}
-	return false
+}
+
+// WriteMetrics writes rivetr_certificate_expiry_seconds for the
+// certificate served for each routed host.
+func (t *TLS) WriteMetrics(w io.Writer) error {
+	tb := t.p.table.Load()
+	hosts := make([]string, 0, len(tb.exact)+len(tb.wild))
+	for h := range tb.exact {
+		hosts = append(hosts, h)
+	}
+	for h := range tb.wild {
+		hosts = append(hosts, "*."+h)
+	}
+	slices.Sort(hosts)
+	fmt.Fprintln(w, "# HELP rivetr_certificate_expiry_seconds Seconds until the certificate served for a domain expires (negative: expired).")
+	fmt.Fprintln(w, "# TYPE rivetr_certificate_expiry_seconds gauge")
+	now := time.Now()
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		h = normalizeHost(h)
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		var leafEnd time.Time
+		custom := false
+		for _, c := range t.cache.AllMatchingCertificates(h) {
+			if c.Leaf != nil && c.Leaf.NotAfter.After(leafEnd) {
+				leafEnd, custom = c.Leaf.NotAfter, slices.Contains(c.Tags, customTag)
+			}
+		}
+		if leafEnd.IsZero() {
+			continue
+		}
+		source := "acme"
+		if custom {
+			source = "custom"
+		}
+		if _, err := fmt.Fprintf(w, "rivetr_certificate_expiry_seconds{domain=%s,source=%q} %d\n", quoteLabel(h), source, int64(leafEnd.Sub(now).Seconds())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // HTTPHandler wraps the proxy for the plain HTTP listener: it answers ACME
@@ -203,9 +254,10 @@ func (t *TLS) HTTPHandler() http.Handler {
 			return
 		}
 		host := normalizeHost(r.Host)
-		if _, ok := t.p.Lookup(host); ok && t.HasCertificate(host) &&
+		if rt := t.p.table.Load().lookup(host); rt != nil && t.HasCertificate(host) &&
 			(t.redirect == nil || t.redirect(host)) {
 			http.Redirect(w, r, t.httpsURL(host, r), http.StatusPermanentRedirect)
+			rt.m.request(http.StatusPermanentRedirect)
 			return
 		}
 		t.p.ServeHTTP(w, r)

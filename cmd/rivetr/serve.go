@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -92,6 +93,12 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	var httpsLn net.Listener
+	if cfg.HTTPSAddr != "" {
+		if httpsLn, err = lns.listen("proxy https", cfg.HTTPSAddr); err != nil {
+			return err
+		}
+	}
 	var handle control.Handler // set once every part is built
 	ctl, err := control.Listen(cfg.SocketPath(), func(ctx context.Context, req control.Request, st control.Streams) int {
 		return handle(ctx, req, st)
@@ -145,6 +152,31 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	}
 
 	prx := proxy.New(log.With().Str("component", "proxy").Logger(), proxy.Options{})
+	certs := proxy.NewCerts(cfg.DataDir)
+	var tlsMgr *proxy.TLS // nil: HTTPS off
+	if httpsLn != nil {
+		tlsMgr, err = prx.EnableTLS(proxy.TLSConfig{
+			DataDir:    cfg.DataDir,
+			Email:      cfg.ACMEEmail,
+			CA:         cfg.ACMECA,
+			CARootFile: cfg.ACMECARoot,
+			HTTPPort:   httpLn.Addr().(*net.TCPAddr).Port,
+			HTTPSPort:  httpsLn.Addr().(*net.TCPAddr).Port,
+			RedirectAllowed: func(host string) bool {
+				app, ok := prx.Lookup(host)
+				if !ok {
+					return false
+				}
+				v, err := svc.Setting(context.Background(), app, apps.ProxyNS, "https-redirect", "true")
+				return err == nil && v != "false"
+			},
+		})
+		if err != nil {
+			return err
+		}
+		defer tlsMgr.Stop()
+		certs.Attach(ctx, tlsMgr)
+	}
 	var builder apps.Builder = noBuilder{}
 	if images != nil {
 		builder = &buildpacks.Dockerfile{Images: images}
@@ -161,8 +193,12 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	svc.SetHooks(hooksRunner)
 	svc.OnDestroy(deployer.Destroy)
 	svc.OnDestroy(repos.Remove)
+	svc.OnDestroy(certs.Forget)
 	svc.OnRename(func(ctx context.Context, oldName, newName string) error {
 		if err := deployer.Stop(ctx, oldName); err != nil {
+			return err
+		}
+		if err := certs.Rename(ctx, oldName, newName); err != nil {
 			return err
 		}
 		return repos.Rename(ctx, oldName, newName)
@@ -171,7 +207,7 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	os.RemoveAll(filepath.Join(cfg.DataDir, "builds"))
 
 	reg := commands.NewRegistry()
-	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir})
+	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs})
 
 	hostKey, err := gitserver.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
@@ -189,7 +225,9 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	apiLog := log.With().Str("component", "api").Logger()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.Handle("/", &gitserver.HTTP{Access: access, Tokens: db, Log: apiLog})
+	gitHTTP := &gitserver.HTTP{Access: access, Tokens: db, Log: apiLog}
+	mux.Handle("GET /metrics", gitHTTP.TokenOrLoopback(metricsHandler(prx, tlsMgr)))
+	mux.Handle("/", gitHTTP)
 	d.api = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 
 	pushes := &gitserver.Pushes{Apps: svc, Repos: repos, Deployer: deployer, Log: log.With().Str("component", "git").Logger()}
@@ -204,11 +242,19 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	if err := deployer.Restore(ctx); err != nil {
 		log.Warn().Err(err).Msg("restore routes")
 	}
+	if tlsMgr != nil {
+		tlsMgr.Preload(ctx)
+	}
 
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	go func() { errc <- d.ssh.Serve() }()
 	go func() { errc <- d.ctl.Serve() }()
-	go func() { errc <- prx.Serve(httpLn) }()
+	if tlsMgr != nil {
+		go func() { errc <- tlsMgr.ServeHTTPWithACME(httpLn) }()
+		go func() { errc <- tlsMgr.ServeHTTPS(httpsLn) }()
+	} else {
+		go func() { errc <- prx.Serve(httpLn) }()
+	}
 	go func() {
 		if err := d.api.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
@@ -216,7 +262,7 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	}()
 	log.Info().Str("version", version).Str("data_dir", cfg.DataDir).
 		Str("ssh", d.ssh.Addr().String()).Str("http", httpLn.Addr().String()).
-		Str("api", apiLn.Addr().String()).Str("socket", cfg.SocketPath()).
+		Str("api", apiLn.Addr().String()).Str("https", addrOf(httpsLn)).Str("socket", cfg.SocketPath()).
 		Str("domain", cfg.Domain).Msg("rivetr started")
 
 	var serveErr error
@@ -242,6 +288,27 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	}
 	log.Info().Msg("rivetr stopped")
 	return nil
+}
+
+// addrOf is ln's address, or "off" for none.
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
+}
+
+// metricsHandler serves /metrics in the Prometheus text format: the
+// proxy's counters and, with HTTPS on, certificate expiries.
+func metricsHandler(prx *proxy.Proxy, t *proxy.TLS) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		var buf bytes.Buffer
+		if err := prx.WriteMetrics(&buf); err == nil && t != nil {
+			t.WriteMetrics(&buf)
+		}
+		w.Write(buf.Bytes())
+	})
 }
 
 // listeners closes what it opened unless handed off to the servers.
