@@ -46,7 +46,7 @@ http {
   }
 }
 CFG
-nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' & PIDS+=($!)
+nginx -c "$WORK/nginx.conf" -p "$WORK" -g 'daemon off;' & NPID=$!; PIDS+=($NPID)
 CP=$(freeport)
 cat > "$WORK/Caddyfile" <<CFG
 {
@@ -58,20 +58,33 @@ http://:$CP {
 	reverse_proxy 127.0.0.1:$BP
 }
 CFG
-HOME=$WORK XDG_DATA_HOME=$WORK XDG_CONFIG_HOME=$WORK caddy run --config "$WORK/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & PIDS+=($!)
+HOME=$WORK XDG_DATA_HOME=$WORK XDG_CONFIG_HOME=$WORK caddy run --config "$WORK/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & CPID=$!; PIDS+=($CPID)
 sleep 2
 for t in backend:$BP rivetr:$RP rivetr10k:$RP10K nginx:$NP caddy:$CP; do p=${t##*:}; ok=; for _ in $(seq 50); do curl -fsS -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$p/" 2>/dev/null && { ok=1; break; }; sleep 0.2; done; [[ -n $ok ]] || die "${t%%:*} on port $p does not answer (logs in $WORK)"; done
 
 rss() { awk '/VmRSS/{printf "%.1f", $2/1024}' /proc/$1/status; }
+# CPU ticks (user+system) of a process and its children (nginx workers).
+ticks() { local t=0 p; for p in $1 $(pgrep -P $1); do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+HZ=$(getconf CLK_TCK)
+declare -A PPID_OF=([rivetr]=$RPID [nginx]=$NPID [caddy]=$CPID [rivetr10k]=$R10KPID)
+declare -A CPU REQS
 RSS_IDLE=$(rss $RPID)
 declare -A RPS
-run() { # name port
-	wrk -t2 -c64 -d${SECS}s -H 'Host: bench.localhost' "http://127.0.0.1:$2/" 2>/dev/null | awk '/Requests\/sec/{print $2}'
+run() { # name port: prints req/s, adds CPU ticks and requests of the proxy
+	local pid=${PPID_OF[$1]:-} t0=0 out
+	[[ -n $pid ]] && t0=$(ticks $pid)
+	out=$(wrk -t2 -c64 -d${SECS}s -H 'Host: bench.localhost' "http://127.0.0.1:$2/" 2>/dev/null)
+	if [[ -n $pid ]]; then
+		CPU[$1]=$(( ${CPU[$1]:-0} + $(ticks $pid) - t0 ))
+		REQS[$1]=$(( ${REQS[$1]:-0} + $(echo "$out" | awk '/requests in/{print $1}') ))
+	fi
+	echo "$out" | awk '/Requests\/sec/{print $2}'
 }
+cpureq() { echo "scale=1; ${CPU[$1]} * 1000000 / $HZ / ${REQS[$1]}" | bc; } # µs of CPU per request
 for r in $(seq "$ROUNDS"); do
 	for t in direct:$BP rivetr:$RP nginx:$NP caddy:$CP rivetr10k:$RP10K; do
 		n=${t%%:*}; p=${t##*:}
-		v=$(run "$n" "$p"); RPS[$n]+="$v "
+		run "$n" "$p" >"$WORK/rps"; v=$(cat "$WORK/rps"); RPS[$n]+="$v "
 		[[ $n == rivetr ]] && RSS_LOAD=$(rss $RPID)
 	done
 done
@@ -88,13 +101,15 @@ mkdir -p "$OUT"
 	echo
 	echo "- $(nproc) CPUs, $(go version | cut -d' ' -f3), $(nginx -v 2>&1 | cut -d' ' -f3), caddy $(caddy version | cut -d' ' -f1), wrk -t2 -c64 -d${SECS}s, $ROUNDS interleaved rounds (median); the load generator shares the 2 CPUs"
 	echo
-	echo "| target | req/s (median) | / direct | / nginx | p50 at 1 conn ms | p50 added vs direct ms |"
-	echo "|---|---:|---:|---:|---:|---:|"
-	echo "| direct | $D | 1.000 | $(ratio $D $N) | $L_DIRECT | 0 |"
-	echo "| rivetr | $R | $(ratio $R $D) | $(ratio $R $N) | $L_RIVETR | $(echo "$L_RIVETR - $L_DIRECT" | bc) |"
-	echo "| nginx | $N | $(ratio $N $D) | 1.000 | $L_NGINX | $(echo "$L_NGINX - $L_DIRECT" | bc) |"
-	echo "| caddy | $C | $(ratio $C $D) | $(ratio $C $N) | $L_CADDY | $(echo "$L_CADDY - $L_DIRECT" | bc) |"
-	echo "| rivetr, 10,000 routes | $R10 | $(ratio $R10 $D) | $(ratio $R10 $N) | | |"
+	echo "| target | req/s (median) | / direct | / nginx | p50 at 1 conn ms | p50 added vs direct ms | proxy CPU µs/request |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	echo "| direct | $D | 1.000 | $(ratio $D $N) | $L_DIRECT | 0 | |"
+	echo "| rivetr | $R | $(ratio $R $D) | $(ratio $R $N) | $L_RIVETR | $(echo "$L_RIVETR - $L_DIRECT" | bc) | $(cpureq rivetr) |"
+	echo "| nginx | $N | $(ratio $N $D) | 1.000 | $L_NGINX | $(echo "$L_NGINX - $L_DIRECT" | bc) | $(cpureq nginx) |"
+	echo "| caddy | $C | $(ratio $C $D) | $(ratio $C $N) | $L_CADDY | $(echo "$L_CADDY - $L_DIRECT" | bc) | $(cpureq caddy) |"
+	echo "| rivetr, 10,000 routes | $R10 | $(ratio $R10 $D) | $(ratio $R10 $N) | | | $(cpureq rivetr10k) |"
+	echo
+	echo "10,000 routes vs 1: $(echo "scale=1; (1 - $R10 / $R) * 100" | bc)% slower; memory per route $(echo "scale=2; ($(rss $R10KPID) - $RSS_IDLE) * 1024 / 10000" | bc) KB"
 	echo
 	echo "samples req/s: direct ${RPS[direct]}; rivetr ${RPS[rivetr]}; nginx ${RPS[nginx]}; caddy ${RPS[caddy]}; rivetr10k ${RPS[rivetr10k]}"
 	echo

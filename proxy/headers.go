@@ -100,12 +100,18 @@ func validRequestID(s string) bool {
 // generator is unpredictable and needs no lock, which crypto/rand would not
 // add anything to for an id.
 func newRequestID() string {
+	var dst [32]byte
+	putRequestID(dst[:])
+	return string(dst[:])
+}
+
+// putRequestID writes a new request id into dst (32 bytes at least) and
+// returns its length.
+func putRequestID(dst []byte) int {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
-	var dst [32]byte
-	hex.Encode(dst[:], b[:])
-	return string(dst[:])
+	return hex.Encode(dst, b[:])
 }
 
 // Error pages, built once.

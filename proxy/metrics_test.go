@@ -13,8 +13,10 @@ import (
 // TestMetrics: requests are counted by app and status code (the proxy's
 // own error pages included), upstream latency lands in the histogram, and
 // the gauges are there.
-func TestMetrics(t *testing.T) {
-	tp := startProxy(t, zerolog.Nop(), Options{})
+func TestMetrics(t *testing.T) { bothPaths(t, testMetrics) }
+
+func testMetrics(t *testing.T, opts Options) {
+	tp := startProxy(t, zerolog.Nop(), opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -55,6 +55,9 @@ type Options struct {
 	// AccessLog logs one info line per request: method, host, path (never
 	// the query), status, bytes, duration and app.
 	AccessLog bool
+
+	// netHTTPOnly turns the fast path off (tests compare both paths).
+	netHTTPOnly bool
 }
 
 // Proxy is rivetr's reverse proxy. It implements apps.Router and
@@ -73,9 +76,14 @@ type Proxy struct {
 
 	srvMu   sync.Mutex
 	servers []*http.Server
+	fastLns []net.Listener // listeners of the fast path (Serve)
 	closed  bool
-	baseCtx context.Context // parent of every request served by Serve
-	cancel  context.CancelFunc
+
+	closing   atomic.Bool // Shutdown started: fast connections end
+	fastMu    sync.Mutex
+	fastConns map[*fastConn]struct{}
+	baseCtx   context.Context // parent of every request served by Serve
+	cancel    context.CancelFunc
 }
 
 // New returns a Proxy with an empty route table. log should already carry
@@ -95,25 +103,31 @@ func New(log zerolog.Logger, opts Options) *Proxy {
 		errLog:  newStdLogger(log),
 		metrics: newMetrics(),
 		targets: map[string]*target{},
+
+		fastConns: map[*fastConn]struct{}{},
 	}
 	p.baseCtx, p.cancel = context.WithCancel(context.Background())
 	p.table.Store(newTable())
 	return p
 }
 
-// newTransport makes the transport of one upstream.
-func newTransport(opts Options, dialer *net.Dialer) *http.Transport {
+// newTransport makes the transport of one upstream; dial makes its
+// connections.
+func newTransport(opts Options, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
 	// HTTP/1.1 to upstreams: apps speak it, and it needs no TLS.
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	return &http.Transport{
 		Proxy:                 nil, // never through $HTTP_PROXY
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		MaxIdleConns:          maxIdleConnsPerHost,
 		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
 		IdleConnTimeout:       idleConnTimeout,
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
+		// The fast path relays response heads up to its buffer's size;
+		// both paths refuse larger ones alike (502), as nginx does.
+		MaxResponseHeaderBytes: upstreamBufSize,
 		// Pass Accept-Encoding and bodies through untouched.
 		DisableCompression: true,
 		ForceAttemptHTTP2:  false,
@@ -233,6 +247,11 @@ func (p *Proxy) newUpstream(app string, tg *target) *upstream {
 			return setResponseID(resp)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if tg.timedOut.Load() {
+				// The drain timed out and closed the connection.
+				p.upstreamError(w, r, context.DeadlineExceeded, app, addr)
+				return
+			}
 			if x, ok := w.(*exchange); ok && x.retryable(r, err) {
 				// serve tries another upstream, or answers with err.
 				x.retry, x.err, x.req = true, err, r
@@ -415,18 +434,12 @@ func (p *Proxy) serveLogged(w http.ResponseWriter, r *http.Request) {
 	app = p.serve(lw, w, r)
 }
 
-// Serve serves the proxy on ln until Shutdown, with a front proxy's server
-// timeouts: 10s to read request headers, 120s idle keep-alive, and no write
-// timeout. It may be called for several listeners (HTTP and HTTPS). It
-// returns nil after Shutdown.
-func (p *Proxy) Serve(ln net.Listener) error {
-	return p.serveWith(ln, p, nil)
-}
-
-// serveWith is Serve with another handler (p wrapped) and, when tlsConf is
-// not nil, TLS (HTTP/2 included) on ln.
-func (p *Proxy) serveWith(ln net.Listener, h http.Handler, tlsConf *tls.Config) error {
-	srv := &http.Server{
+// newServer is the http.Server of the net/http path, with a front
+// proxy's timeouts: 10s to read request headers, 120s idle keep-alive, and
+// no write timeout (responses may be streams or WebSockets that last for
+// hours). tlsConf, when not nil, is served with HTTP/2.
+func (p *Proxy) newServer(h http.Handler, tlsConf *tls.Config) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -436,6 +449,12 @@ func (p *Proxy) serveWith(ln net.Listener, h http.Handler, tlsConf *tls.Config) 
 		ConnState:         p.metrics.connState,
 		BaseContext:       func(net.Listener) context.Context { return p.baseCtx },
 	}
+}
+
+// serveWith serves h (p wrapped) on ln with net/http alone and, when
+// tlsConf is not nil, TLS (HTTP/2 included). It returns nil after Shutdown.
+func (p *Proxy) serveWith(ln net.Listener, h http.Handler, tlsConf *tls.Config) error {
+	srv := p.newServer(h, tlsConf)
 	p.srvMu.Lock()
 	if p.closed {
 		p.srvMu.Unlock()
@@ -468,6 +487,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 
 	errs := make([]error, len(servers))
 	var wg sync.WaitGroup
+	wg.Go(func() { p.shutdownFast(ctx.Done()) })
 	for i, srv := range servers {
 		wg.Go(func() { errs[i] = srv.Shutdown(ctx) })
 	}
@@ -475,7 +495,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.cancel()
 	p.mu.Lock()
 	for _, tg := range p.targets {
-		tg.transport.CloseIdleConnections()
+		tg.closeIdle()
 	}
 	p.mu.Unlock()
 	return errors.Join(errs...)

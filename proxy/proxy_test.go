@@ -52,6 +52,13 @@ func startProxy(t testing.TB, log zerolog.Logger, opts Options) *testProxy {
 	return &testProxy{Proxy: p, addr: ln.Addr().String(), client: &http.Client{Transport: tr}}
 }
 
+// bothPaths runs test on the fast path and on the net/http path alone,
+// which must behave alike.
+func bothPaths(t *testing.T, test func(t *testing.T, opts Options)) {
+	t.Run("fast", func(t *testing.T) { test(t, Options{}) })
+	t.Run("net-http", func(t *testing.T) { test(t, Options{netHTTPOnly: true}) })
+}
+
 // backend starts an httptest server and returns its host:port.
 func backend(t testing.TB, h http.HandlerFunc) string {
 	t.Helper()
@@ -158,8 +165,10 @@ func TestRoutesByHost(t *testing.T) {
 	}
 }
 
-func TestErrorPages(t *testing.T) {
-	tp := startProxy(t, zerolog.Nop(), Options{})
+func TestErrorPages(t *testing.T) { bothPaths(t, testErrorPages) }
+
+func testErrorPages(t *testing.T, opts Options) {
+	tp := startProxy(t, zerolog.Nop(), opts)
 
 	// A port that was just closed refuses connections.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -341,7 +350,9 @@ func TestWildcardHosts(t *testing.T) {
 	}
 }
 
-func TestForwardedHeaders(t *testing.T) {
+func TestForwardedHeaders(t *testing.T) { bothPaths(t, testForwardedHeaders) }
+
+func testForwardedHeaders(t *testing.T, opts Options) {
 	seen := make(chan http.Header, 1)
 	hosts := make(chan string, 1)
 	addr := backend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -350,7 +361,7 @@ func TestForwardedHeaders(t *testing.T) {
 		w.Header().Set("X-Request-Id", "set-by-upstream")
 		io.WriteString(w, "ok")
 	})
-	tp := startProxy(t, zerolog.Nop(), Options{})
+	tp := startProxy(t, zerolog.Nop(), opts)
 	tp.SetRoute("app", []string{"app.example.com"}, []string{addr})
 	_, proxyPort, _ := net.SplitHostPort(tp.addr)
 

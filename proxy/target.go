@@ -39,17 +39,126 @@ type target struct {
 	// and closed when that Drain ends; other Drains of it wait on it.
 	drained chan struct{}
 
+	// timedOut is set when a drain ran out of time and closed the
+	// connections of the requests still in flight: they get 504.
+	timedOut atomic.Bool
+
 	mu       sync.Mutex
-	upgraded map[io.Closer]struct{} // both ends of upgraded connections
-	closed   bool                   // the drain ended: late upgrades are closed at once
+	upgraded map[io.Closer]struct{}    // both ends of upgraded connections
+	conns    map[*trackedConn]struct{} // every open connection to the upstream
+	closed   bool                      // the drain ended: late upgrades are closed at once
+
+	dialer *net.Dialer
+	poolMu sync.Mutex
+	pool   []*upConn // idle connections of the fast path, newest last
 }
 
 func newTarget(addr string, opts Options, dialer *net.Dialer) *target {
-	return &target{
-		addr:      addr,
-		transport: newTransport(opts, dialer),
-		idle:      make(chan struct{}, 1),
-		upgraded:  map[io.Closer]struct{}{},
+	tg := &target{
+		addr:     addr,
+		idle:     make(chan struct{}, 1),
+		upgraded: map[io.Closer]struct{}{},
+		conns:    map[*trackedConn]struct{}{},
+		dialer:   dialer,
+	}
+	tg.transport = newTransport(opts, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dialer.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return tg.trackConn(c), nil
+	})
+	return tg
+}
+
+// trackedConn is a connection to the upstream, known to its target until
+// it closes, so a drain that times out can close it.
+type trackedConn struct {
+	net.Conn
+	tg   *target
+	once sync.Once
+}
+
+func (tg *target) trackConn(c net.Conn) *trackedConn {
+	tc := &trackedConn{Conn: c, tg: tg}
+	tg.mu.Lock()
+	tg.conns[tc] = struct{}{}
+	tg.mu.Unlock()
+	return tc
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.tg.mu.Lock()
+		delete(c.tg.conns, c)
+		c.tg.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// upConn is a fast-path connection to the upstream with its read buffer.
+type upConn struct {
+	*trackedConn
+	br        *bufio.Reader
+	idleSince time.Time
+}
+
+// getConn returns an idle connection to the upstream (reused true) or a
+// new one.
+func (tg *target) getConn(p *Proxy) (uc *upConn, reused bool, err error) {
+	now := time.Now()
+	tg.poolMu.Lock()
+	for n := len(tg.pool); n > 0; n = len(tg.pool) {
+		uc = tg.pool[n-1]
+		tg.pool[n-1] = nil
+		tg.pool = tg.pool[:n-1]
+		if now.Sub(uc.idleSince) < idleConnTimeout {
+			tg.poolMu.Unlock()
+			return uc, true, nil
+		}
+		uc.Close()
+	}
+	tg.poolMu.Unlock()
+	uc, err = tg.dial(p)
+	return uc, false, err
+}
+
+// dial opens a new fast-path connection to the upstream.
+func (tg *target) dial(p *Proxy) (*upConn, error) {
+	c, err := tg.dialer.DialContext(p.baseCtx, "tcp", tg.addr)
+	if err != nil {
+		return nil, err
+	}
+	return &upConn{trackedConn: tg.trackConn(c), br: bufio.NewReaderSize(c, upstreamBufSize)}, nil
+}
+
+// putConn keeps uc for the next request, unless the upstream is draining
+// or enough connections are idle.
+func (tg *target) putConn(uc *upConn) {
+	if tg.draining.Load() {
+		uc.Close()
+		return
+	}
+	uc.idleSince = time.Now()
+	tg.poolMu.Lock()
+	if len(tg.pool) >= maxIdleConnsPerHost {
+		tg.poolMu.Unlock()
+		uc.Close()
+		return
+	}
+	tg.pool = append(tg.pool, uc)
+	tg.poolMu.Unlock()
+}
+
+// closeIdle closes the idle keep-alive connections of both paths.
+func (tg *target) closeIdle() {
+	tg.transport.CloseIdleConnections()
+	tg.poolMu.Lock()
+	pool := tg.pool
+	tg.pool = nil
+	tg.poolMu.Unlock()
+	for _, uc := range pool {
+		uc.Close()
 	}
 }
 
@@ -82,7 +191,7 @@ func (tg *target) release() {
 		if closed {
 			// A request that outlived the drain timeout: its connection
 			// goes back to no pool.
-			tg.transport.CloseIdleConnections()
+			tg.closeIdle()
 		}
 	}
 }
@@ -141,7 +250,19 @@ wait:
 	tg.closed = true
 	conns := tg.upgraded
 	tg.upgraded = nil
+	var open []*trackedConn
+	if tg.inflight.Load() > 0 {
+		// Out of time: the requests still in flight get 504 once their
+		// upstream connections close.
+		tg.timedOut.Store(true)
+		for c := range tg.conns {
+			open = append(open, c)
+		}
+	}
 	tg.mu.Unlock()
+	for _, c := range open {
+		c.Conn.Close()
+	}
 	for c := range conns {
 		if _, ok := c.(*upstreamConn); !ok {
 			upgrades++
@@ -150,7 +271,7 @@ wait:
 	}
 	// Idle keep-alive connections get a FIN; a response still being
 	// copied puts its connection back to a transport that now closes it.
-	tg.transport.CloseIdleConnections()
+	tg.closeIdle()
 	return tg.inflight.Load(), upgrades
 }
 
@@ -307,8 +428,9 @@ func (t *bodyTracker) Read(p []byte) (int, error) {
 // keep-alive connections, and forgets them, so an upstream that later
 // reuses an address starts fresh. Upstreams are drained in parallel. An
 // address still routed by the current table, or unknown, is left alone.
-// Requests that still run at the timeout are not cut: they end when they
-// end (or when the container stops).
+// Requests that still run at the timeout are cut: their upstream
+// connections are closed and their clients get 504 (or, when the response
+// had started, a truncated response).
 func (p *Proxy) Drain(ctx context.Context, upstreams []string, timeout time.Duration) {
 	type job struct {
 		tg    *target

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -23,6 +24,7 @@ func main() {
 	upstream := flag.String("upstream", "", "host:port of the backend")
 	host := flag.String("host", "bench.localhost", "host routed to the upstream")
 	routes := flag.Int("routes", 1, "total routes in the table (extra ones go to dummy apps)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM/SIGINT")
 	flag.Parse()
 	if *upstream == "" {
 		log.Fatal("proxybench: -upstream is required")
@@ -37,10 +39,20 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Println(ln.Addr().String())
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+	}
 	go func() {
 		c := make(chan os.Signal, 1)
 		signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
 		<-c
+		pprof.StopCPUProfile()
 		os.Exit(0)
 	}()
 	log.Fatal(p.Serve(ln))
