@@ -55,6 +55,33 @@ type fastConn struct {
 	resp      fastResponse
 	id        [maxRequestIDBytes]byte
 	idLen     int
+	dl        deadline
+}
+
+// deadlineSlack is how much earlier than asked a read deadline may fall:
+// a deadline is only moved when it must come sooner or is off by more,
+// since every change is a timer update in the runtime. With the timeouts
+// of a proxy (seconds to minutes) this is invisible; per request it saves
+// two timer updates.
+const deadlineSlack = time.Second
+
+// deadline is a connection's read deadline as last set.
+type deadline struct{ at time.Time }
+
+func (d *deadline) set(c net.Conn, now time.Time, timeout time.Duration) {
+	want := now.Add(timeout)
+	if !d.at.IsZero() && !want.Before(d.at) && want.Sub(d.at) < deadlineSlack {
+		return
+	}
+	d.at = want
+	c.SetReadDeadline(want)
+}
+
+func (d *deadline) clear(c net.Conn) {
+	if !d.at.IsZero() {
+		d.at = time.Time{}
+		c.SetReadDeadline(time.Time{})
+	}
 }
 
 // handoff is the listener of the http.Server that takes connections the
@@ -171,7 +198,7 @@ func (p *Proxy) serveFast(c net.Conn, h *handoff) {
 	}()
 	for {
 		if fc.br.Buffered() == 0 {
-			c.SetReadDeadline(time.Now().Add(serverIdleTimeout))
+			fc.dl.set(c, time.Now(), serverIdleTimeout)
 			if _, err := fc.br.Peek(1); err != nil {
 				return
 			}
@@ -182,7 +209,7 @@ func (p *Proxy) serveFast(c net.Conn, h *handoff) {
 		switch keep, slow := fc.serveOne(); {
 		case slow:
 			fc.state.Store(connClosed)
-			c.SetReadDeadline(time.Time{})
+			fc.dl.clear(c)
 			p.metrics.conns.Add(-1)
 			select {
 			case h.ch <- &replayConn{Conn: c, br: fc.br}:
@@ -206,7 +233,7 @@ func (p *Proxy) serveFast(c net.Conn, h *handoff) {
 func (fc *fastConn) serveOne() (keep, slow bool) {
 	p, br := fc.p, fc.br
 	if !headComplete(br) {
-		fc.c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+		fc.dl.set(fc.c, time.Now(), readHeaderTimeout)
 	}
 	head, _, err := peekHead(br)
 	if errors.Is(err, errHeadTooLarge) {
@@ -224,7 +251,7 @@ func (fc *fastConn) serveOne() (keep, slow bool) {
 		if total > br.Size() || (p.opts.MaxBodyBytes > 0 && req.contentLength > p.opts.MaxBodyBytes) {
 			return false, true
 		}
-		fc.c.SetReadDeadline(time.Now().Add(serverIdleTimeout))
+		fc.dl.set(fc.c, time.Now(), serverIdleTimeout)
 		if _, err := br.Peek(total); err != nil {
 			return false, false
 		}
@@ -243,11 +270,9 @@ func (fc *fastConn) serveOne() (keep, slow bool) {
 		up.tg.release()
 		return false, true // net/http's path retries elsewhere or answers 502
 	}
-	p.metrics.inflight.Add(1)
 	start := time.Now()
 	data, _ := br.Peek(total)
 	code, written, keep := fc.exchange(rt, up, uc, reused, data, start)
-	p.metrics.inflight.Add(-1)
 	up.tg.release()
 	rt.m.request(code)
 	if p.opts.AccessLog {
@@ -274,7 +299,7 @@ func (fc *fastConn) exchange(rt *route, up *upstream, uc *upConn, reused bool, d
 		var empty bool
 		_, err := uc.Write(out)
 		if err == nil {
-			uc.SetReadDeadline(start.Add(p.opts.ResponseHeaderTimeout))
+			uc.dl.set(uc, start, p.opts.ResponseHeaderTimeout)
 			head, empty, err = peekHead(uc.br)
 		}
 		if err == nil {
@@ -334,7 +359,7 @@ func (fc *fastConn) exchange(rt *route, up *upstream, uc *upConn, reused bool, d
 	out = fc.appendResponseHead(out[:0], rechunk)
 	if !noBody && uc.br.Buffered() == 0 || resp.chunked || rechunk {
 		// The body is not here yet, or is a stream: no deadline on it.
-		uc.SetReadDeadline(time.Time{})
+		uc.dl.clear(uc)
 	}
 	var err error
 	switch {

@@ -24,8 +24,7 @@ var latencyBuckets = [...]float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 // the process ends; a request reaches them through its route, with no
 // lookup by name.
 type metrics struct {
-	conns    atomic.Int64 // open client connections (hijacked ones leave)
-	inflight atomic.Int64 // requests being served
+	conns atomic.Int64 // open client connections (hijacked ones leave)
 
 	mu   sync.Mutex
 	apps map[string]*appMetrics
@@ -139,16 +138,15 @@ func (p *Proxy) WriteMetrics(w io.Writer) error {
 		fmt.Fprintf(bw, "rivetr_proxy_upstream_latency_seconds_count{app=%s} %d\n", label, cum)
 	}
 
-	upgraded := 0
+	upgraded, inflight := 0, int64(0)
 	p.mu.Lock()
 	for _, tg := range p.targets {
-		tg.mu.Lock()
-		upgraded += len(tg.upgraded) / 2
-		tg.mu.Unlock()
+		inflight += tg.inflight.Load()
+		upgraded += tg.upgrades()
 	}
 	p.mu.Unlock()
 	gauge(bw, "rivetr_proxy_open_connections", "Client connections open to the proxy (HTTP and HTTPS), upgraded ones excluded.", m.conns.Load())
-	gauge(bw, "rivetr_proxy_requests_in_flight", "Requests being served.", m.inflight.Load())
+	gauge(bw, "rivetr_proxy_requests_in_flight", "Requests being forwarded to upstreams.", inflight)
 	gauge(bw, "rivetr_proxy_upgraded_connections", "Upgraded connections (WebSockets) being relayed.", int64(upgraded))
 	routes := p.table.Load()
 	gauge(bw, "rivetr_proxy_routes", "Apps with a route.", int64(len(routes.apps)))

@@ -289,8 +289,6 @@ const maxRepicks = 16
 // was not read: a container that died before its route changed costs the
 // client nothing.
 func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
-	p.metrics.inflight.Add(1)
-	defer p.metrics.inflight.Add(-1)
 	host := normalizeHost(r.Host)
 	rt := p.table.Load().lookup(host)
 	if rt == nil {

@@ -101,6 +101,7 @@ type upConn struct {
 	*trackedConn
 	br        *bufio.Reader
 	idleSince time.Time
+	dl        deadline
 }
 
 // getConn returns an idle connection to the upstream (reused true) or a
