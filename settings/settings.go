@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -41,7 +42,13 @@ type Config struct {
 	// empty means rivetr's defaults (nofile 65536, nproc 32768, each capped
 	// to rivetr's own hard limit); "none" sets none.
 	Ulimits string
-	File    string // the config file read, if any
+	// ProxyMaxBodySize limits request bodies through the proxy ("0": no
+	// limit; "10m", "1g", or bytes); ProxyMaxBody is it in bytes.
+	ProxyMaxBodySize string
+	ProxyMaxBody     int64
+	// ProxyAccessLog logs one line per proxied request.
+	ProxyAccessLog bool
+	File           string // the config file read, if any
 }
 
 // SocketPath is the daemon's control socket.
@@ -70,6 +77,8 @@ var options = []option{
 	{"log_level", "log-level", "info", "log level: debug, info, warn, error"},
 	{"log_format", "log-format", "auto", "log format: auto (JSON unless stderr is a terminal), json, console"},
 	{"ulimits", "ulimits", "", "container ulimits, e.g. nofile=65536:65536,nproc=32768; empty: defaults; none: none"},
+	{"proxy_max_body_size", "proxy-max-body-size", "0", "largest request body the proxy passes on (413 above), e.g. 10m or 1g; 0: no limit"},
+	{"proxy_access_log", "proxy-access-log", "false", "log one line per proxied request (true or false)"},
 }
 
 // Flags returns a flag set with one flag per option plus --config.
@@ -146,7 +155,21 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		LogFormat:  v.GetString("log_format"),
 		Ulimits:    v.GetString("ulimits"),
 		File:       file,
+
+		ProxyMaxBodySize: v.GetString("proxy_max_body_size"),
 	}
+	switch al := strings.ToLower(v.GetString("proxy_access_log")); al {
+	case "true", "1", "yes", "on":
+		c.ProxyAccessLog = true
+	case "false", "0", "no", "off", "":
+	default:
+		return Config{}, fmt.Errorf("proxy_access_log (RIVETR_PROXY_ACCESS_LOG): invalid value %q (use true or false)", al)
+	}
+	n, err := ParseSize(c.ProxyMaxBodySize)
+	if err != nil {
+		return Config{}, fmt.Errorf("proxy_max_body_size (RIVETR_PROXY_MAX_BODY_SIZE): %v", err)
+	}
+	c.ProxyMaxBody = n
 	if c.DataDir != "" {
 		abs, err := filepath.Abs(c.DataDir)
 		if err != nil {
@@ -239,6 +262,28 @@ func checkAddr(addr string) error {
 		return fmt.Errorf("bad port %q", port)
 	}
 	return nil
+}
+
+// ParseSize reads a size in bytes with an optional k, m or g suffix
+// (powers of 1024, as nginx's client_max_body_size).
+func ParseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	if t != "" {
+		switch t[len(t)-1] {
+		case 'k':
+			mult, t = 1<<10, t[:len(t)-1]
+		case 'm':
+			mult, t = 1<<20, t[:len(t)-1]
+		case 'g':
+			mult, t = 1<<30, t[:len(t)-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q (want bytes, or a number with k, m or g)", s)
+	}
+	return n * mult, nil
 }
 
 func oneLine(err error) string {

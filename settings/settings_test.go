@@ -97,6 +97,9 @@ func TestBadValues(t *testing.T) {
 		"RIVETR_ACME_CA":    "ftp://x",
 		"RIVETR_ACME_EMAIL": "nobody",
 		"RIVETR_ULIMITS":    "nofile=lots",
+
+		"RIVETR_PROXY_MAX_BODY_SIZE": "10x",
+		"RIVETR_PROXY_ACCESS_LOG":    "maybe",
 	}
 	for k, v := range cases {
 		t.Run(k, func(t *testing.T) {
@@ -132,5 +135,23 @@ func TestBadFile(t *testing.T) {
 	fs.Parse([]string{"--config", filepath.Join(dir, "missing.toml")})
 	if _, err := Load(fs); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestProxySettings(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("RIVETR_PROXY_MAX_BODY_SIZE", "10m")
+	t.Setenv("RIVETR_PROXY_ACCESS_LOG", "true")
+	c, err := Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ProxyMaxBody != 10<<20 || !c.ProxyAccessLog {
+		t.Errorf("max body %d, access log %v", c.ProxyMaxBody, c.ProxyAccessLog)
+	}
+	for in, want := range map[string]int64{"0": 0, "512": 512, "4k": 4096, "1G": 1 << 30} {
+		if n, err := ParseSize(in); err != nil || n != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, n, err, want)
+		}
 	}
 }

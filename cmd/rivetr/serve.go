@@ -151,7 +151,10 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 		engLog.Warn().Err(err).Msg("no container engine answers; deploys will fail until one does")
 	}
 
-	prx := proxy.New(log.With().Str("component", "proxy").Logger(), proxy.Options{})
+	prx := proxy.New(log.With().Str("component", "proxy").Logger(), proxy.Options{
+		MaxBodyBytes: cfg.ProxyMaxBody,
+		AccessLog:    cfg.ProxyAccessLog,
+	})
 	certs := proxy.NewCerts(cfg.DataDir)
 	var tlsMgr *proxy.TLS // nil: HTTPS off
 	if httpsLn != nil {
