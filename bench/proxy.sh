@@ -109,7 +109,7 @@ mkdir -p "$OUT"
 	echo "| caddy | $C | $(ratio $C $D) | $(ratio $C $N) | $L_CADDY | $(echo "$L_CADDY - $L_DIRECT" | bc) | $(cpureq caddy) |"
 	echo "| rivetr, 10,000 routes | $R10 | $(ratio $R10 $D) | $(ratio $R10 $N) | | | $(cpureq rivetr10k) |"
 	echo
-	echo "10,000 routes vs 1: $(echo "scale=1; (1 - $R10 / $R) * 100" | bc)% slower; memory per route $(echo "scale=2; ($(rss $R10KPID) - $RSS_IDLE) * 1024 / 10000" | bc) KB"
+	echo "10,000 routes vs 1: $(echo "scale=1; ($R - $R10) * 100 / $R" | bc)% slower (negative: faster); memory per route $(echo "scale=2; ($(rss $R10KPID) - $RSS_IDLE) * 1024 / 10000" | bc) KB"
 	echo
 	echo "samples req/s: direct ${RPS[direct]}; rivetr ${RPS[rivetr]}; nginx ${RPS[nginx]}; caddy ${RPS[caddy]}; rivetr10k ${RPS[rivetr10k]}"
 	echo
