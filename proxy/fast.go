@@ -132,15 +132,9 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	}
 	h := newHandoff(ln.Addr())
 	srv := p.newServer(p, nil)
-	p.srvMu.Lock()
-	if p.closed {
-		p.srvMu.Unlock()
-		ln.Close()
+	if !p.register(srv, ln) {
 		return nil
 	}
-	p.servers = append(p.servers, srv)
-	p.fastLns = append(p.fastLns, ln)
-	p.srvMu.Unlock()
 	go srv.Serve(h)
 
 	var delay time.Duration

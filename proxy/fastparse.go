@@ -109,6 +109,26 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 	return line[:colon], trimOWS(line[colon+1:]), true
 }
 
+// forFields calls f for each header line of rest (a head without its
+// first line) up to the blank line. It returns false for a malformed line
+// or when f does.
+func forFields(rest []byte, f func(name, value []byte) bool) bool {
+	for {
+		line, r, ok := nextLine(rest)
+		if !ok {
+			return false
+		}
+		if len(line) == 0 {
+			return true
+		}
+		rest = r
+		name, value, ok := splitField(line)
+		if !ok || !f(name, value) {
+			return false
+		}
+	}
+}
+
 // parseRequest parses head into req. It returns false for anything the
 // fast path leaves to net/http: another version than HTTP/1.1, a target
 // that is not a path, bodies with Transfer-Encoding, upgrades, Expect,
@@ -137,17 +157,7 @@ func parseRequest(head []byte, req *fastRequest) bool {
 	}
 	req.head = string(req.method) == "HEAD"
 	hasLength := false
-	for {
-		if line, rest, ok = nextLine(rest); !ok {
-			return false
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, value, ok := splitField(line)
-		if !ok {
-			return false
-		}
+	ok = forFields(rest, func(name, value []byte) bool {
 		switch {
 		case fold(name, "Host"):
 			if req.host != nil || len(value) == 0 {
@@ -201,11 +211,9 @@ func parseRequest(head []byte, req *fastRequest) bool {
 			req.fields[req.n] = field{name, value}
 			req.n++
 		}
-		if req.n == maxFastHeaders {
-			return false
-		}
-	}
-	return req.host != nil
+		return req.n < maxFastHeaders
+	})
+	return ok && req.host != nil
 }
 
 // parseResponse parses an upstream's response head. It returns false for
@@ -224,17 +232,7 @@ func parseResponse(head []byte, resp *fastResponse) bool {
 		return false
 	}
 	resp.code = int(s[0]-'0')*100 + int(s[1]-'0')*10 + int(s[2]-'0')
-	for {
-		if line, rest, ok = nextLine(rest); !ok {
-			return false
-		}
-		if len(line) == 0 {
-			break
-		}
-		name, value, ok := splitField(line)
-		if !ok {
-			return false
-		}
+	if !forFields(rest, func(name, value []byte) bool {
 		switch {
 		case fold(name, "Content-Length"):
 			n, ok := parseLength(value)
@@ -282,6 +280,9 @@ func parseResponse(head []byte, resp *fastResponse) bool {
 			resp.fields[resp.n] = field{name, value}
 			resp.n++
 		}
+		return true
+	}) {
+		return false
 	}
 	if resp.chunked && resp.contentLength >= 0 {
 		// Transfer-Encoding wins (RFC 9112 6.3); the length is not sent on.

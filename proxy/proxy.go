@@ -449,18 +449,32 @@ func (p *Proxy) newServer(h http.Handler, tlsConf *tls.Config) *http.Server {
 	}
 }
 
+// register adds srv (and fastLn, the listener of a fast path) to what
+// Shutdown stops; it fails, closing fastLn, once Shutdown has begun.
+func (p *Proxy) register(srv *http.Server, fastLn net.Listener) bool {
+	p.srvMu.Lock()
+	defer p.srvMu.Unlock()
+	if p.closed {
+		if fastLn != nil {
+			fastLn.Close()
+		}
+		return false
+	}
+	p.servers = append(p.servers, srv)
+	if fastLn != nil {
+		p.fastLns = append(p.fastLns, fastLn)
+	}
+	return true
+}
+
 // serveWith serves h (p wrapped) on ln with net/http alone and, when
 // tlsConf is not nil, TLS (HTTP/2 included). It returns nil after Shutdown.
 func (p *Proxy) serveWith(ln net.Listener, h http.Handler, tlsConf *tls.Config) error {
 	srv := p.newServer(h, tlsConf)
-	p.srvMu.Lock()
-	if p.closed {
-		p.srvMu.Unlock()
+	if !p.register(srv, nil) {
 		ln.Close()
 		return nil
 	}
-	p.servers = append(p.servers, srv)
-	p.srvMu.Unlock()
 	var err error
 	if tlsConf != nil {
 		err = srv.ServeTLS(ln, "", "")
