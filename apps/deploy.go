@@ -33,15 +33,55 @@ type BuildRequest struct {
 	Dir       string
 	Tag       string
 	Labels    map[string]string
-	Settings  map[string]string // the app's builder settings, e.g. dockerfile-path
+	Settings  map[string]string // the app's builder-dockerfile settings, e.g. dockerfile-path
 	BuildArgs map[string]string
 	Out       io.Writer
+	// Selected is the builder chosen with builder:set APP selected, or
+	// printed by a builder-detect hook; empty: detect.
+	Selected string
+	// Packs are the buildpacks settings (global, overridden by the app's):
+	// base images of the built-in packs, static-dir, ...
+	Packs map[string]string
+	// SiteDir is where a static site's files go (the static builder
+	// creates it); such a release runs no container.
+	SiteDir string
 }
 
-// Builder turns source code into an image.
+// Built-in builder names a BuildPlan can carry.
+const (
+	BuilderDockerfile = "dockerfile"
+	BuilderStatic     = "static"
+)
+
+// Builders are the names builder:set APP selected accepts.
+var Builders = []string{"dockerfile", "static", "go", "node", "python", "ruby", "nixpacks", "railpack", "pack"}
+
+// BuildPlan is what a builder would do with some code: builder:plan
+// prints it, Build carries it out.
+type BuildPlan struct {
+	Builder string // "dockerfile", "go", "node", "python", "ruby", "static", "nixpacks", "railpack", "pack"
+	Reason  string // why this builder, e.g. "go.mod found"
+	// DockerfilePath is the Dockerfile in the code (builder dockerfile).
+	DockerfilePath string
+	// Dockerfile is the one a built-in pack generates (or the build step of
+	// a static site).
+	Dockerfile string
+	// StaticDir is the directory of the code a static site serves ("."
+	// for the root); StaticBuild, when set, is the command that produces
+	// it in a one-off container first.
+	StaticDir   string
+	StaticBuild string
+	// Command is the external CLI an external builder runs.
+	Command []string
+}
+
+// Builder turns source code into an image (or, for a static site, a tree
+// of files).
 type Builder interface {
-	// Build builds req.Dir into the image req.Tag and returns the name of
-	// the builder used ("dockerfile", ...).
+	// Plan detects how req.Dir would be built, without building.
+	Plan(ctx context.Context, req BuildRequest) (BuildPlan, error)
+	// Build builds req.Dir into the image req.Tag (or req.SiteDir) and
+	// returns the name of the builder used.
 	Build(ctx context.Context, req BuildRequest) (string, error)
 }
 
@@ -66,6 +106,8 @@ type DeployerConfig struct {
 	KeepReleases int
 	// DefaultPort is the PORT a web process gets.
 	DefaultPort int
+	// SitesDir holds static sites' trees: SitesDir/APP/BUILD.
+	SitesDir string
 }
 
 // Deployer runs the deploy pipeline: checkout, build, release, start,
@@ -217,9 +259,6 @@ func (d *Deployer) Reroute(ctx context.Context, app string) error {
 	if err := ValidateAppName(app); err != nil {
 		return err
 	}
-	if d.runtime == nil {
-		return nil
-	}
 	unlock, err := d.lock(ctx, app, io.Discard)
 	if err != nil {
 		return err
@@ -228,6 +267,15 @@ func (d *Deployer) Reroute(ctx context.Context, app string) error {
 	rel, ok, err := d.svc.store.CurrentRelease(ctx, app)
 	if err != nil || !ok {
 		return err
+	}
+	if rel.Builder == BuilderStatic {
+		if !d.stopped(ctx, app) {
+			d.routeStatic(ctx, app, rel)
+		}
+		return nil
+	}
+	if d.runtime == nil {
+		return nil
 	}
 	cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: "web"})
 	if err != nil {
@@ -245,6 +293,12 @@ func (d *Deployer) Reroute(ctx context.Context, app string) error {
 	}
 	d.setRoute(ctx, app, ups)
 	return nil
+}
+
+// stopped reports whether ps:stop stopped app.
+func (d *Deployer) stopped(ctx context.Context, app string) bool {
+	v, _ := d.svc.Setting(ctx, app, "ps", "stopped", "")
+	return v == "true"
 }
 
 // Deploy builds and deploys req.Rev of req.App. On failure the previous
@@ -339,7 +393,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	out := io.MultiWriter(req.Out, logBuf)
 	fail := d.failer(ctx, &rel, logBuf)
 
-	settings, err := d.svc.Settings(ctx, req.App, "builder-dockerfile")
+	breq, err := d.buildRequest(ctx, req.App, dir, out)
 	if err != nil {
 		return fail(err)
 	}
@@ -354,12 +408,14 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	if _, err := d.hooks.Run(ctx, "pre-build", []string{"dockerfile", req.App, dir}, HookOpts{Out: out}); err != nil {
 		return fail(err)
 	}
-	rel.Builder, err = d.builder.Build(ctx, BuildRequest{
-		App: req.App, Dir: dir, Tag: rel.Image, Settings: settings, Out: out,
-		Labels: labels, BuildArgs: buildArgs,
-	})
+	breq.Tag, breq.Labels, breq.BuildArgs = rel.Image, labels, buildArgs
+	breq.SiteDir = d.siteDir(req.App, staticImage(rel.Number))
+	rel.Builder, err = d.builder.Build(ctx, breq)
 	if err != nil {
 		return fail(err)
+	}
+	if rel.Builder == BuilderStatic {
+		rel.Image = staticImage(rel.Number)
 	}
 	if _, err := d.hooks.Run(ctx, "post-build", []string{rel.Builder, req.App, dir}, HookOpts{Out: out}); err != nil {
 		return fail(err)
@@ -372,6 +428,242 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	}
 	if req.OnSuccess != nil {
 		req.OnSuccess() // before the deferred unlock
+	}
+	return nil
+}
+
+// buildRequest gathers what a builder needs besides the code: the
+// builder-dockerfile and buildpacks settings, and the builder chosen with
+// builder:set APP selected or, failing that, printed by a builder-detect
+// hook (args: APP DIR).
+func (d *Deployer) buildRequest(ctx context.Context, app, dir string, out io.Writer) (BuildRequest, error) {
+	req := BuildRequest{App: app, Dir: dir, Out: out}
+	var err error
+	if req.Settings, err = d.mergedSettings(ctx, app, "builder-dockerfile"); err != nil {
+		return req, err
+	}
+	if req.Packs, err = d.mergedSettings(ctx, app, "buildpacks"); err != nil {
+		return req, err
+	}
+	if req.Selected, err = d.svc.Setting(ctx, app, "builder", "selected", ""); err != nil {
+		return req, err
+	}
+	if sub, err := d.svc.Setting(ctx, app, "builder", "build-dir", ""); err != nil {
+		return req, err
+	} else if sub != "" {
+		clean := filepath.Clean(filepath.FromSlash(sub))
+		if !filepath.IsLocal(clean) {
+			return req, Errorf(ErrDeployFailed, "build-dir %q must be a relative path inside the repository", sub)
+		}
+		if fi, err := os.Lstat(filepath.Join(dir, clean)); err != nil || !fi.IsDir() {
+			return req, Errorf(ErrDeployFailed, "build-dir %q is not a directory of the pushed code", sub)
+		}
+		req.Dir = filepath.Join(dir, clean)
+	}
+	if req.Selected == "" {
+		detected, err := d.hooks.Run(ctx, "builder-detect", []string{app, req.Dir}, HookOpts{Out: out})
+		if err != nil {
+			return req, err
+		}
+		req.Selected, _, _ = strings.Cut(strings.TrimSpace(detected), "\n")
+	}
+	return req, nil
+}
+
+// mergedSettings are a namespace's global settings overridden by app's.
+func (d *Deployer) mergedSettings(ctx context.Context, app, ns string) (map[string]string, error) {
+	global, err := d.svc.Settings(ctx, Global, ns)
+	if err != nil {
+		return nil, err
+	}
+	own, err := d.svc.Settings(ctx, app, ns)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for k, v := range global {
+		out[k] = v
+	}
+	for k, v := range own {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// Plan checks out the head of app's deploy branch (or rev) and says how
+// it would be built, without building.
+func (d *Deployer) Plan(ctx context.Context, app, rev string) (BuildPlan, error) {
+	if _, err := d.svc.App(ctx, app); err != nil {
+		return BuildPlan{}, err
+	}
+	if rev == "" {
+		branch, err := d.svc.Setting(ctx, app, "git", GitDeployBranch, "")
+		if err != nil {
+			return BuildPlan{}, err
+		}
+		if branch == "" {
+			return BuildPlan{}, Errorf(ErrNoRelease, "App %s has no code yet: push to it first", app)
+		}
+		if rev, err = d.source.Resolve(ctx, app, branch); err != nil {
+			return BuildPlan{}, err
+		}
+	}
+	if err := os.MkdirAll(d.cfg.WorkDir, 0o700); err != nil {
+		return BuildPlan{}, fmt.Errorf("create build dir: %w", err)
+	}
+	dir, err := os.MkdirTemp(d.cfg.WorkDir, app+"-plan-")
+	if err != nil {
+		return BuildPlan{}, fmt.Errorf("create build dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if err := d.source.Checkout(ctx, app, rev, dir, false); err != nil {
+		return BuildPlan{}, err
+	}
+	req, err := d.buildRequest(ctx, app, dir, io.Discard)
+	if err != nil {
+		return BuildPlan{}, err
+	}
+	req.Tag = fmt.Sprintf("rivetr/%s:plan", app)
+	return d.builder.Plan(ctx, req)
+}
+
+// staticImage is the Image of a static release: the tree of build n.
+func staticImage(n int) string { return "static:" + strconv.Itoa(n) }
+
+// siteDir is the tree of a static release's Image.
+func (d *Deployer) siteDir(app, image string) string {
+	return filepath.Join(d.cfg.SitesDir, app, strings.TrimPrefix(image, "static:"))
+}
+
+// staticSite is how the proxy serves a static release.
+func (d *Deployer) staticSite(ctx context.Context, app string, rel Release) StaticSite {
+	site := StaticSite{Dir: d.siteDir(app, rel.Image)}
+	packs, _ := d.mergedSettings(ctx, app, "buildpacks")
+	site.SPA = packs["static-spa"] == "true"
+	nf := packs["static-404"]
+	if nf == "" {
+		nf = "404.html"
+	}
+	if fi, err := os.Lstat(filepath.Join(site.Dir, filepath.FromSlash(nf))); err == nil && fi.Mode().IsRegular() && filepath.IsLocal(filepath.FromSlash(nf)) {
+		site.NotFound = nf
+	}
+	return site
+}
+
+// routeStatic routes app's hosts to its static release.
+func (d *Deployer) routeStatic(ctx context.Context, app string, rel Release) []string {
+	hosts := d.Hosts(ctx, app)
+	if len(hosts) == 0 {
+		d.router.RemoveRoute(app)
+		return hosts
+	}
+	d.router.SetStatic(app, hosts, d.staticSite(ctx, app, rel))
+	return hosts
+}
+
+// rolloutStatic makes a static release live: the tree is complete (the
+// builder wrote it before), so one atomic route change moves every new
+// request to it; containers of an earlier, non-static release retire.
+func (d *Deployer) rolloutStatic(ctx context.Context, rel *Release, out io.Writer, logBuf *tailBuffer) error {
+	fail := d.failer(ctx, rel, logBuf)
+	dir := d.siteDir(rel.App, rel.Image)
+	if fi, err := os.Stat(filepath.Join(dir, "index.html")); err != nil || !fi.Mode().IsRegular() {
+		return fail(Errorf(ErrDeployFailed, "The static site of release %s is gone (no index.html in %s): push again", strings.TrimPrefix(rel.Image, "static:"), dir))
+	}
+	fmt.Fprintf(out, "-----> Releasing %s (static site, no container)...\n", rel.App)
+	if _, err := d.hooks.Run(ctx, "pre-deploy", []string{rel.App, rel.Image}, HookOpts{Out: out}); err != nil {
+		return fail(err)
+	}
+	var old []Container
+	if d.runtime != nil {
+		var err error
+		if old, err = d.runtime.List(ctx, map[string]string{LabelApp: rel.App}); err != nil {
+			return fail(fmt.Errorf("list containers of %s: %w", rel.App, err))
+		}
+		old = slices.DeleteFunc(old, func(c Container) bool { return c.Labels[LabelProcess] == "run" })
+	}
+	hosts := d.routeStatic(ctx, rel.App, *rel)
+	if err := d.svc.store.MarkDeployed(context.WithoutCancel(ctx), rel.App, rel.Number); err != nil {
+		return fail(err)
+	}
+	d.log.Printf("%s v%d live: static site %s", rel.App, rel.Number, dir)
+	if _, err := d.hooks.Run(ctx, "post-deploy", []string{rel.App, "", "", rel.Image}, HookOpts{Out: out}); err != nil {
+		fmt.Fprintf(out, " !     post-deploy hook: %v\n", err)
+	}
+	if len(old) > 0 {
+		cfg, err := d.checkSettings(ctx, rel.App)
+		if err == nil {
+			d.retire(rel.App, old, cfg)
+		}
+	}
+	d.pruneSites(context.WithoutCancel(ctx), rel.App)
+	if len(hosts) == 0 {
+		fmt.Fprintf(out, "=====> Application deployed (domains disabled: not routed by the proxy)\n")
+	} else {
+		fmt.Fprintf(out, "=====> Application deployed (static site):\n")
+		for _, h := range hosts {
+			fmt.Fprintf(out, "       %s\n", d.cfg.URL(h))
+		}
+	}
+	rel.Status = ReleaseDeployed
+	rel.Log = logBuf.String()
+	return d.svc.store.UpdateRelease(context.WithoutCancel(ctx), *rel)
+}
+
+// keptImages are the images (and static trees) the releases retention
+// keeps: those of pending releases and of the newest deployed ones.
+func (d *Deployer) keptImages(ctx context.Context, app string) (map[string]bool, error) {
+	rels, err := d.svc.store.Releases(ctx, app)
+	if err != nil {
+		return nil, err
+	}
+	retention := d.cfg.KeepReleases
+	if v, err := d.svc.Setting(ctx, app, "releases", "retention", ""); err == nil && v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 1 {
+			retention = n
+		}
+	}
+	keep := map[string]bool{}
+	kept := 0
+	for _, r := range rels { // newest first
+		switch r.Status {
+		case ReleasePending:
+			keep[r.Image] = true
+		case ReleaseDeployed, ReleaseSuperseded:
+			if !keep[r.Image] && kept < retention {
+				keep[r.Image] = true
+				kept++
+			}
+		}
+	}
+	return keep, nil
+}
+
+// pruneSites removes the static trees of app no kept release uses.
+func (d *Deployer) pruneSites(ctx context.Context, app string) {
+	keep, err := d.keptImages(ctx, app)
+	if err != nil {
+		d.log.Printf("prune sites of %s: %v", app, err)
+		return
+	}
+	entries, _ := os.ReadDir(filepath.Join(d.cfg.SitesDir, app))
+	for _, e := range entries {
+		if !keep["static:"+e.Name()] {
+			if err := os.RemoveAll(filepath.Join(d.cfg.SitesDir, app, e.Name())); err != nil {
+				d.log.Printf("remove site %s/%s: %v", app, e.Name(), err)
+			}
+		}
+	}
+}
+
+// RenameSites moves app's static trees with it (apps:rename).
+func (d *Deployer) RenameSites(_ context.Context, oldName, newName string) error {
+	src := filepath.Join(d.cfg.SitesDir, oldName)
+	if _, err := os.Stat(src); err != nil {
+		return nil
+	}
+	if err := os.Rename(src, filepath.Join(d.cfg.SitesDir, newName)); err != nil {
+		return fmt.Errorf("move static sites of %s: %w", oldName, err)
 	}
 	return nil
 }
@@ -571,6 +863,9 @@ func (p proc) name() string { return fmt.Sprintf("%s.%d", p.typ, p.index) }
 // checks them, swaps the route and retires the old containers. On any
 // failure the new containers are removed and the old keep serving.
 func (d *Deployer) rollout(ctx context.Context, rel *Release, out io.Writer, logBuf *tailBuffer, tasks bool) error {
+	if rel.Builder == BuilderStatic {
+		return d.rolloutStatic(ctx, rel, out, logBuf)
+	}
 	fail := d.failer(ctx, rel, logBuf)
 	man := manifests{procfile: rel.Procfile, appJSONRaw: rel.AppJSON, checks: rel.Checks}
 	if err := man.parse(); err != nil {
@@ -1178,29 +1473,10 @@ func BuildOptions(lines string, env, labels map[string]string) map[string]string
 // pruneImages removes the app's images except those of the newest
 // KeepReleases deployed (or superseded) releases and of pending ones.
 func (d *Deployer) pruneImages(ctx context.Context, app string) {
-	rels, err := d.svc.store.Releases(ctx, app)
+	keep, err := d.keptImages(ctx, app)
 	if err != nil {
 		d.log.Printf("prune images of %s: %v", app, err)
 		return
-	}
-	retention := d.cfg.KeepReleases
-	if v, err := d.svc.Setting(ctx, app, "releases", "retention", ""); err == nil && v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 1 {
-			retention = n
-		}
-	}
-	keep := map[string]bool{}
-	kept := 0
-	for _, r := range rels { // newest first
-		switch r.Status {
-		case ReleasePending:
-			keep[r.Image] = true
-		case ReleaseDeployed, ReleaseSuperseded:
-			if !keep[r.Image] && kept < retention {
-				keep[r.Image] = true
-				kept++
-			}
-		}
 	}
 	images, err := d.runtime.Images(ctx, map[string]string{LabelApp: app})
 	if err != nil {
@@ -1273,6 +1549,9 @@ func (d *Deployer) Destroy(ctx context.Context, app string) error {
 	if err := d.Stop(ctx, app); err != nil {
 		return err
 	}
+	if err := os.RemoveAll(filepath.Join(d.cfg.SitesDir, app)); err != nil {
+		return fmt.Errorf("remove static sites of %s: %w", app, err)
+	}
 	if d.runtime == nil {
 		return nil
 	}
@@ -1292,7 +1571,7 @@ func (d *Deployer) Destroy(ctx context.Context, app string) error {
 // app's deployed release, after rivetr restarts.
 func (d *Deployer) Restore(ctx context.Context) error {
 	if d.runtime == nil {
-		return nil
+		return d.restoreStatic(ctx)
 	}
 	if n, err := d.svc.store.FailPending(ctx, "interrupted: rivetr stopped before this deploy finished; the previous release kept serving"); err != nil {
 		return err
@@ -1307,6 +1586,9 @@ func (d *Deployer) Restore(ctx context.Context) error {
 		rel, ok, err := d.svc.store.CurrentRelease(ctx, app.Name)
 		if err != nil || !ok {
 			continue
+		}
+		if rel.Builder == BuilderStatic && !d.stopped(ctx, app.Name) {
+			d.routeStatic(ctx, app.Name, rel)
 		}
 		cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app.Name, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: "web"})
 		if err != nil {
@@ -1336,6 +1618,21 @@ func (d *Deployer) Restore(ctx context.Context) error {
 		}
 		cfg.waitToRetire = 0 // nothing routes to them: no requests in flight
 		d.retire(app.Name, old, cfg)
+	}
+	return nil
+}
+
+// restoreStatic routes the static sites when no engine answers (they need
+// none).
+func (d *Deployer) restoreStatic(ctx context.Context) error {
+	list, err := d.svc.Apps(ctx)
+	if err != nil {
+		return err
+	}
+	for _, app := range list {
+		if rel, ok, err := d.svc.store.CurrentRelease(ctx, app.Name); err == nil && ok && rel.Builder == BuilderStatic && !d.stopped(ctx, app.Name) {
+			d.routeStatic(ctx, app.Name, rel)
+		}
 	}
 	return nil
 }

@@ -34,11 +34,15 @@ func (f *fakeRuntime) List(_ context.Context, labels map[string]string) ([]apps.
 
 type fakeRouter struct {
 	hosts, ups []string
+	site       *apps.StaticSite
 	removed    bool
 }
 
 func (r *fakeRouter) SetRoute(_ string, hosts, ups []string) {
-	r.hosts, r.ups, r.removed = hosts, ups, false
+	r.hosts, r.ups, r.site, r.removed = hosts, ups, nil, false
+}
+func (r *fakeRouter) SetStatic(_ string, hosts []string, site apps.StaticSite) {
+	r.hosts, r.ups, r.site, r.removed = hosts, nil, &site, false
 }
 func (r *fakeRouter) RemoveRoute(string)                             { r.hosts, r.ups, r.removed = nil, nil, true }
 func (r *fakeRouter) Drain(context.Context, []string, time.Duration) {}

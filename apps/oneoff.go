@@ -26,6 +26,9 @@ func (d *Deployer) currentFor(ctx context.Context, app string) (Release, error) 
 	if !ok {
 		return Release{}, Errorf(ErrNoRelease, "App %s has not been deployed", app)
 	}
+	if rel.Builder == BuilderStatic {
+		return Release{}, Errorf(ErrNoRelease, "App %s is a static site served by the proxy: it has no containers to run commands in", app)
+	}
 	return rel, nil
 }
 

@@ -129,6 +129,21 @@ type ImageBuild struct {
 // implements it through the engine.
 type ImageBuilder interface {
 	BuildImage(ctx context.Context, b ImageBuild) error
+	// ExportPath copies the directory path of image into dst (created; it
+	// must not exist), regular files and directories only.
+	ExportPath(ctx context.Context, image, path, dst string) error
+	RemoveImage(ctx context.Context, ref string) error
+}
+
+// StaticSite is a tree of files the proxy serves itself.
+type StaticSite struct {
+	Dir string // the release's tree
+	// SPA answers requests for paths that are not files (and look like
+	// pages: no extension) with index.html.
+	SPA bool
+	// NotFound is the page (relative to Dir) sent with 404; "" for the
+	// proxy's own.
+	NotFound string
 }
 
 // Router maps hosts to the upstreams that serve them.
@@ -136,6 +151,9 @@ type Router interface {
 	// SetRoute routes every host in hosts to upstreams (host:port), replacing
 	// any previous route of app atomically.
 	SetRoute(app string, hosts []string, upstreams []string)
+	// SetStatic serves app's hosts from the files of site instead of
+	// upstreams, replacing any previous route of app atomically.
+	SetStatic(app string, hosts []string, site StaticSite)
 	// RemoveRoute stops routing app.
 	RemoveRoute(app string)
 	// Drain is called after upstreams stopped being routed: it waits until

@@ -30,6 +30,7 @@ func RegisterCore(r *Registry, d Deps) {
 	registerPorts(r, d)
 	registerProxy(r, d)
 	registerCerts(r, d)
+	registerBuilders(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",

@@ -133,13 +133,19 @@ func page(code int, msg string) []byte {
 // writePage answers r with the error page of code. The request id is the
 // one forwarded (r may be the outgoing request) or a new one.
 func writePage(w http.ResponseWriter, r *http.Request, code int) {
-	body := pages[code]
+	writePageBody(w, r, code, pages[code])
+}
+
+// writePageBody sends one of the proxy's small pages.
+func writePageBody(w http.ResponseWriter, r *http.Request, code int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = []string{"text/html; charset=utf-8"}
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	h["X-Content-Type-Options"] = []string{"nosniff"}
 	h["Cache-Control"] = []string{"no-store"}
-	h[hdrRequestID] = []string{requestID(r.Header)}
+	if _, ok := h[hdrRequestID]; !ok {
+		h[hdrRequestID] = []string{requestID(r.Header)}
+	}
 	w.WriteHeader(code)
 	if r.Method != http.MethodHead {
 		w.Write(body)

@@ -142,7 +142,22 @@ func newTransport(opts Options, dial func(ctx context.Context, network, addr str
 // already routed to another app moves to this one (and is logged); hosts
 // that can never match (empty, "*") are skipped.
 func (p *Proxy) SetRoute(app string, hosts []string, upstreams []string) {
-	r := &route{app: app, m: p.metrics.forApp(app)}
+	p.setRoute(app, hosts, upstreams, nil)
+}
+
+// SetStatic serves app's hosts from the files of site (see static.go),
+// replacing its previous route at once. A site whose directory cannot be
+// opened gets a 503 until the next change.
+func (p *Proxy) SetStatic(app string, hosts []string, site apps.StaticSite) {
+	s, err := openSite(site)
+	if err != nil {
+		p.log.Error().Str("app", app).Err(err).Msg("static site not served")
+	}
+	p.setRoute(app, hosts, nil, s)
+}
+
+func (p *Proxy) setRoute(app string, hosts []string, upstreams []string, site *staticSite) {
+	r := &route{app: app, m: p.metrics.forApp(app), site: site}
 	seen := make(map[string]bool, len(hosts))
 	for _, h := range hosts {
 		n := normalizeRouteHost(h)
@@ -171,6 +186,9 @@ func (p *Proxy) SetRoute(app string, hosts []string, upstreams []string) {
 		}
 	}
 	t := p.table.Load().clone()
+	if prev := t.apps[app]; prev != nil && prev.site != nil && prev.site != site {
+		prev.site.retire()
+	}
 	t.remove(app)
 	for _, h := range r.hosts {
 		m, key := t.entry(h)
@@ -191,6 +209,9 @@ func (p *Proxy) RemoveRoute(app string) {
 	cur := p.table.Load()
 	if _, ok := cur.apps[app]; !ok {
 		return
+	}
+	if prev := cur.apps[app]; prev.site != nil {
+		prev.site.retire()
 	}
 	t := cur.clone()
 	t.remove(app)
@@ -295,6 +316,10 @@ func (p *Proxy) serve(w, raw http.ResponseWriter, r *http.Request) string {
 		writePage(w, r, http.StatusNotFound)
 		p.metrics.none.request(http.StatusNotFound)
 		return ""
+	}
+	if rt.site != nil {
+		rt.m.request(rt.site.serve(w, r))
+		return rt.app
 	}
 	if len(rt.upstreams) == 0 {
 		writePage(w, r, http.StatusServiceUnavailable)

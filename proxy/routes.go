@@ -13,6 +13,7 @@ type route struct {
 	app       string
 	hosts     []string    // normalised, as given to SetRoute ("*.x" for wildcards)
 	upstreams []*upstream // empty: the app has no running web process
+	site      *staticSite // a static site served by the proxy itself
 	m         *appMetrics
 	next      atomic.Uint32
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/rivetr/rivetr/apps"
@@ -220,4 +222,79 @@ func familiarName(ref string) string {
 		return rest
 	}
 	return ref
+}
+
+// ExportPath copies directory path of image into dst, which must not
+// exist: a container is created from the image (never started), the
+// engine's archive of path is unpacked, and the container removed. Only
+// regular files and directories are written, each checked to stay inside
+// dst; links and special files are left out.
+func (e *Engine) ExportPath(ctx context.Context, image, path, dst string) error {
+	created, err := e.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Image:  image,
+		Config: &container.Config{Cmd: []string{"/rivetr-export-never-runs"}, Labels: map[string]string{apps.LabelManaged: "true"}},
+	})
+	if err != nil {
+		return e.errorf("export %s from %s: create: %w", path, image, err)
+	}
+	defer e.cli.ContainerRemove(context.WithoutCancel(ctx), created.ID, client.ContainerRemoveOptions{Force: true})
+	res, err := e.cli.CopyFromContainer(ctx, created.ID, client.CopyFromContainerOptions{SourcePath: path})
+	if err != nil {
+		return e.errorf("export %s from %s: %w", path, image, err)
+	}
+	defer res.Content.Close()
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return e.errorf("export %s from %s: %w", path, image, err)
+	}
+	if err := untar(res.Content, dst); err != nil {
+		os.RemoveAll(dst)
+		return e.errorf("export %s from %s: %w", path, image, err)
+	}
+	return nil
+}
+
+// untar unpacks the regular files and directories of the engine's archive
+// of a directory into dst: the archive's entries are under the directory's
+// base name ("site/index.html"), which is dropped.
+func untar(r io.Reader, dst string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean(filepath.FromSlash(strings.TrimPrefix(h.Name, "/")))
+		_, name, _ = strings.Cut(name, string(filepath.Separator))
+		if name == "" {
+			continue
+		}
+		if !filepath.IsLocal(name) {
+			return fmt.Errorf("archive entry %q leaves the directory", h.Name)
+		}
+		target := filepath.Join(dst, name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
 }

@@ -182,14 +182,15 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	}
 	var builder apps.Builder = noBuilder{}
 	if images != nil {
-		builder = &buildpacks.Dockerfile{Images: images}
+		builder = &buildpacks.Builder{Images: images}
 	}
 	deployLog := log.With().Str("component", "deploy").Logger()
 	deployer := apps.NewDeployer(svc, &gitserver.Source{Repos: repos}, builder, rt, prx, &deployLog,
 		apps.DeployerConfig{
-			Domain:  cfg.Domain,
-			URL:     publicURL(cfg.HTTPAddr),
-			WorkDir: filepath.Join(cfg.DataDir, "builds"),
+			Domain:   cfg.Domain,
+			URL:      publicURL(cfg.HTTPAddr),
+			WorkDir:  filepath.Join(cfg.DataDir, "builds"),
+			SitesDir: filepath.Join(cfg.DataDir, "sites"),
 		})
 	hooksRunner := hooks.New(hooks.Config{DataDir: cfg.DataDir}, log)
 	deployer.SetHooks(hooksRunner)
@@ -202,6 +203,9 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 			return err
 		}
 		if err := certs.Rename(ctx, oldName, newName); err != nil {
+			return err
+		}
+		if err := deployer.RenameSites(ctx, oldName, newName); err != nil {
 			return err
 		}
 		return repos.Rename(ctx, oldName, newName)
@@ -370,4 +374,9 @@ type noBuilder struct{}
 
 func (noBuilder) Build(context.Context, apps.BuildRequest) (string, error) {
 	return "", errors.New("no container engine is available to build with")
+}
+
+// Plan detects without an engine: detection needs none.
+func (noBuilder) Plan(ctx context.Context, req apps.BuildRequest) (apps.BuildPlan, error) {
+	return buildpacks.Detect(req)
 }
