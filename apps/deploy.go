@@ -811,7 +811,11 @@ func (d *Deployer) Rollback(ctx context.Context, app string, number int, user st
 		}
 		return Errorf(ErrNoRelease, "Release %d of %s not found", number, app)
 	}
-	if imgs, err := d.runtime.Images(ctx, map[string]string{LabelApp: app}); err == nil && !slices.Contains(imgs, target.Image) {
+	if target.Builder == BuilderStatic {
+		if _, err := os.Stat(filepath.Join(d.siteDir(app, target.Image), "index.html")); err != nil {
+			return Errorf(ErrNoRelease, "The site of release %d was pruned; raise the release retention to keep more", target.Number)
+		}
+	} else if imgs, err := d.runtime.Images(ctx, map[string]string{LabelApp: app}); err == nil && !slices.Contains(imgs, target.Image) {
 		return Errorf(ErrNoRelease, "The image of release %d (%s) was pruned; raise the release retention to keep more", target.Number, target.Image)
 	}
 	fmt.Fprintf(out, "-----> Rolling back %s to release %d\n", app, target.Number)

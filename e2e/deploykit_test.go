@@ -19,8 +19,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,16 +41,7 @@ func fastChecks(t *testing.T, srv *server) {
 // instructions), commits everything and returns the new commit.
 func commitFiles(t *testing.T, c *client, dir, version string, files map[string]string, extra ...string) string {
 	t.Helper()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if content == "" {
-			if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-				t.Fatal(err)
-			}
-			continue
-		}
-		writeFile(t, p, content)
-	}
+	writeTree(t, dir, files)
 	return commitDockerfile(t, c, dir, version, extra...)
 }
 
