@@ -47,6 +47,7 @@ bench: build
 	bench/push.sh
 	bench/redeploy.sh
 	bench/proxy.sh
+	bench/builders.sh
 
 clean:
 	rm -rf bin

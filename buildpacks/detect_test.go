@@ -72,7 +72,8 @@ func render(plan apps.BuildPlan, err error) string {
 }
 
 // TestDetectGolden: each fixture tree gives the builder and Dockerfile of
-// its golden file (go test ./buildpacks -run Golden -update rewrites them).
+// its golden file (go test ./buildpacks -run TestDetectGolden -args -update
+// rewrites them).
 func TestDetectGolden(t *testing.T) {
 	for _, c := range detectCases {
 		t.Run(c.name, func(t *testing.T) {

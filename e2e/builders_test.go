@@ -244,3 +244,30 @@ func TestBuiltinPacks(t *testing.T) {
 		}
 	})
 }
+
+// TestBuilderDetectHook: a plugin's builder-detect trigger overrides the
+// detection (here: a Dockerfile is present, the plugin says static), and
+// builder:set APP selected overrides the plugin.
+func TestBuilderDetectHook(t *testing.T) {
+	t.Parallel()
+	eng := needEngine(t)
+	srv, c := startPushServer(t, eng)
+	plugin := filepath.Join(srv.dataDir, "plugins", "detector")
+	if err := os.MkdirAll(plugin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(plugin, "builder-detect"), []byte("#!/bin/sh\n[ -f \"$2/index.html\" ] && echo static\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	app := randomName("hook")
+	cleanupApp(t, srv, eng, app)
+	repo := newRepo(t, c, map[string]string{"Dockerfile": "FROM scratch\n", "index.html": "from the hook"})
+	wantPushOK(t, c.git(t, repo, "push", c.sshRemote(app), "main"), "as a static site")
+	wantServes(t, srv, app, "/", "from the hook")
+	c.must(t, "builder:set", app, "selected", "dockerfile")
+	if plan := c.must(t, "builder:plan", app).Stdout; !strings.Contains(plan, "Builder:        dockerfile") || !strings.Contains(plan, "selected with builder:set") {
+		t.Errorf("builder:plan with selected dockerfile:\n%s", plan)
+	}
+	wantError(t, c.ssh(t, nil, "builder:set", app, "selected", "heroku"), 1, "unknown builder")
+	wantError(t, c.ssh(t, nil, "buildpacks:set", app, "static-dir", "../etc"), 1, "relative path")
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -221,6 +222,11 @@ type statusWriter struct {
 func (s *statusWriter) WriteHeader(code int) {
 	s.code = code
 	s.ResponseWriter.WriteHeader(code)
+}
+
+// ReadFrom keeps the server's sendfile path for file bodies.
+func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(s.ResponseWriter, r)
 }
 
 // writeStaticPage is the proxy's page for a static site's 404 and 405.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/rivetr/rivetr/apps"
 	"github.com/rivetr/rivetr/proxy"
 )
 
@@ -27,12 +28,17 @@ func main() {
 	host := flag.String("host", "bench.localhost", "host routed to the upstream")
 	routes := flag.Int("routes", 1, "total routes in the table (extra ones go to dummy apps)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here until SIGTERM/SIGINT")
+	static := flag.String("static", "", "serve this directory as a static site on -host instead of -upstream")
 	flag.Parse()
-	if *upstream == "" {
-		log.Fatal("proxybench: -upstream is required")
+	if *upstream == "" && *static == "" {
+		log.Fatal("proxybench: -upstream or -static is required")
 	}
 	p := proxy.New(zerolog.Nop(), proxy.Options{})
-	p.SetRoute("bench", []string{*host}, []string{*upstream})
+	if *static != "" {
+		p.SetStatic("bench", []string{*host}, apps.StaticSite{Dir: *static})
+	} else {
+		p.SetRoute("bench", []string{*host}, []string{*upstream})
+	}
 	for i := 1; i < *routes; i++ {
 		p.SetRoute(fmt.Sprintf("app%d", i), []string{fmt.Sprintf("app%d.localhost", i)}, []string{"127.0.0.1:9"})
 	}
