@@ -59,6 +59,7 @@ type Store interface {
 	RemoveSSHKey(ctx context.Context, nameOrFingerprint string, byFingerprint bool) error
 
 	ReleaseStore
+	ServiceStore
 
 	Close() error
 }

@@ -34,6 +34,9 @@ type ContainerSpec struct {
 	Mounts        []Mount           // bind mounts and named volumes
 	Resources     Resources         // limits and reservations
 	StopTimeout   time.Duration     // engine-side stop timeout; 0: engine default
+	// Publish binds container ports on the host; only for what a command
+	// asked to expose (services' expose), never by default.
+	Publish []PortBinding
 }
 
 // Mount is a bind mount (Source is an absolute host path) or, when Volume
@@ -98,6 +101,9 @@ type Runtime interface {
 	List(ctx context.Context, labels map[string]string) ([]Container, error)
 	// Inspect returns one container.
 	Inspect(ctx context.Context, id string) (Container, error)
+	// RemoveVolume removes a named volume and its data; a missing volume
+	// is not an error.
+	RemoveVolume(ctx context.Context, name string) error
 	// RemoveImage removes an image rivetr built; a missing image is not an error.
 	RemoveImage(ctx context.Context, ref string) error
 	// Images lists image references carrying all of labels.

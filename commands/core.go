@@ -14,6 +14,7 @@ type Deps struct {
 	Version  string
 	DataDir  string
 	Certs    apps.Certs // nil: no certs namespace (tests of the language)
+	Services serviceAPI // nil: no service namespaces
 }
 
 // RegisterCore adds the core namespaces: apps, config, ssh-keys, git,
@@ -31,6 +32,7 @@ func RegisterCore(r *Registry, d Deps) {
 	registerProxy(r, d)
 	registerCerts(r, d)
 	registerBuilders(r, d)
+	registerServices(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",

@@ -419,3 +419,15 @@ func formatLabels(labels map[string]string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// RemoveVolume removes a named volume (and its data); a missing one is
+// not an error.
+func (e *Engine) RemoveVolume(ctx context.Context, name string) error {
+	if !volumeName.MatchString(name) {
+		return e.errorf("remove volume %q: invalid name", name)
+	}
+	if _, err := e.cli.VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+		return e.errorf("remove volume %s: %w", name, ctxErr(ctx, err))
+	}
+	return nil
+}

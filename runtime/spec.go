@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -47,6 +48,16 @@ func (e *Engine) checkSpec(spec apps.ContainerSpec) error {
 	}
 	if r.MemoryLimit > 0 && r.MemoryReservation > r.MemoryLimit {
 		return e.errorf("run container %s: memory reservation %d above the limit %d", spec.Name, r.MemoryReservation, r.MemoryLimit)
+	}
+	for _, b := range spec.Publish {
+		if b.ContainerPort < 1 || b.ContainerPort > math.MaxUint16 || b.HostPort < 1 || b.HostPort > math.MaxUint16 {
+			return e.errorf("run container %s: invalid published port %d:%d", spec.Name, b.HostPort, b.ContainerPort)
+		}
+		if b.HostIP != "" {
+			if _, err := netip.ParseAddr(b.HostIP); err != nil {
+				return e.errorf("run container %s: invalid host address %q", spec.Name, b.HostIP)
+			}
+		}
 	}
 	targets := map[string]bool{}
 	for _, m := range spec.Mounts {
@@ -144,6 +155,21 @@ func (e *Engine) containerConfig(spec apps.ContainerSpec, policy container.Resta
 			// Loopback only, ephemeral host port: never a public interface.
 			hc.PortBindings = network.PortMap{port: {{HostIP: loopback, HostPort: ""}}}
 		}
+	}
+	for _, b := range spec.Publish {
+		port, _ := network.PortFrom(uint16(b.ContainerPort), network.TCP)
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = network.PortSet{}
+		}
+		cfg.ExposedPorts[port] = struct{}{}
+		if hc.PortBindings == nil {
+			hc.PortBindings = network.PortMap{}
+		}
+		binding := network.PortBinding{HostPort: strconv.Itoa(b.HostPort)}
+		if ip, err := netip.ParseAddr(b.HostIP); err == nil {
+			binding.HostIP = ip
+		}
+		hc.PortBindings[port] = append(hc.PortBindings[port], binding)
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		e.network: {Aliases: spec.Aliases},

@@ -3,6 +3,9 @@
 # ../shared/docs/TESTING.md), once per machine:
 #   go    rivetr-test/go:local     busybox (for RUN's /bin/sh) + this machine's Go toolchain
 #   node  rivetr-test/node:debian  Debian bookworm (debootstrap) + Debian's nodejs and npm
+#   postgres rivetr-test/postgres:15, mariadb rivetr-test/mariadb:10.11, redis rivetr-test/redis:7:
+#         stand-ins built from Debian's packages that honour the official images'
+#         environment, ports and data paths (entrypoints in scripts/testimages/)
 # Usage: scripts/testimages.sh go|node...  Exit 3 when a tool it needs is
 # missing (debootstrap, busybox-static, Go at /usr/local/go).
 set -euo pipefail
@@ -48,6 +51,41 @@ for what in "$@"; do
 		docker build -q -t rivetr-test/node:debian "$ctx" >/dev/null
 		rm -rf "$ctx"
 		;;
-	*) say "unknown image $what (go, node)"; exit 2 ;;
+	postgres | mariadb | redis)
+		case $what in
+		postgres) tag=rivetr-test/postgres:15 pkgs=postgresql-15 ;;
+		mariadb) tag=rivetr-test/mariadb:10.11 pkgs="mariadb-server mariadb-client" ;;
+		redis) tag=rivetr-test/redis:7 pkgs=redis-server ;;
+		esac
+		have "$tag" && continue
+		debian
+		ctx=$(mktemp -d /tmp/rivetr-svcimage.XXXXXX)
+		here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+		{
+			echo "FROM $DEBIAN"
+			echo "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs && rm -rf /var/lib/apt/lists/*"
+			case $what in
+			postgres)
+				cp "$here/testimages/postgres.sh" "$ctx/entrypoint.sh"
+				echo "ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin PGDATA=/var/lib/postgresql/data"
+				echo "COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh"
+				echo 'ENTRYPOINT ["docker-entrypoint.sh"]'; echo 'CMD ["postgres"]'; echo "EXPOSE 5432" ;;
+			mariadb)
+				cp "$here/testimages/mariadb.sh" "$ctx/entrypoint.sh"
+				# Debian's package initialises /var/lib/mysql; the image starts empty, as the official one.
+				echo "RUN rm -rf /var/lib/mysql && mkdir -p /var/lib/mysql"
+				echo "COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh"
+				echo 'ENTRYPOINT ["docker-entrypoint.sh"]'; echo 'CMD ["mariadbd"]'; echo "EXPOSE 3306" ;;
+			redis)
+				echo "RUN mkdir -p /data && chown redis:redis /data"
+				echo "WORKDIR /data"
+				echo 'CMD ["redis-server", "--bind", "0.0.0.0", "--protected-mode", "no"]'; echo "EXPOSE 6379" ;;
+			esac
+		} >"$ctx/Dockerfile"
+		say "building $tag from Debian's $pkgs (about a minute)"
+		docker build -q -t "$tag" "$ctx" >/dev/null
+		rm -rf "$ctx"
+		;;
+	*) say "unknown image $what (go, node, postgres, mariadb, redis)"; exit 2 ;;
 	esac
 done

@@ -26,6 +26,7 @@ import (
 	"github.com/rivetr/rivetr/hooks"
 	"github.com/rivetr/rivetr/proxy"
 	engine "github.com/rivetr/rivetr/runtime"
+	"github.com/rivetr/rivetr/services"
 	"github.com/rivetr/rivetr/settings"
 	"github.com/rivetr/rivetr/store"
 )
@@ -213,8 +214,9 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	// Leftover build dirs of a daemon that was killed mid-build.
 	os.RemoveAll(filepath.Join(cfg.DataDir, "builds"))
 
+	svcs := &services.Manager{Store: db, Runtime: rt, Env: svc}
 	reg := commands.NewRegistry()
-	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs})
+	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs, Services: services.API{M: svcs}})
 
 	hostKey, err := gitserver.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
@@ -251,6 +253,9 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	}
 	if tlsMgr != nil {
 		tlsMgr.Preload(ctx)
+	}
+	if err := svcs.Restore(ctx); err != nil {
+		log.Warn().Err(err).Msg("restore services")
 	}
 
 	errc := make(chan error, 5)
