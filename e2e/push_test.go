@@ -123,7 +123,7 @@ func TestPushSSH(t *testing.T) {
 			c.mustGit(t, repo, "commit", "-q", "-m", "no Dockerfile")
 			defer c.mustGit(t, repo, "reset", "-q", "--hard", rev2)
 			res := c.git(t, repo, "push", remote, "main")
-			wantPushRefused(t, res, "no Dockerfile or Containerfile")
+			wantPushRefused(t, res, "no builder detected: found no Dockerfile")
 			wantStillServes(t, srv, app, "hello v2")
 		})
 	})
