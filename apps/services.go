@@ -76,3 +76,10 @@ type ServiceCreate struct {
 	CustomEnv              map[string]string
 	Memory                 int64
 }
+
+// BackupInfo is one backup of a service.
+type BackupInfo struct {
+	Name string
+	Size int64
+	Time time.Time
+}

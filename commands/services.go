@@ -498,6 +498,3 @@ func (s svc) destroy(ctx context.Context, sess *Session, args []string) error {
 	sess.Step("%s %s deleted", s.k.Title, rec.Name)
 	return nil
 }
-
-// registerBackups adds the backup commands (backups.go).
-var registerBackups = func(r *Registry, ns *Namespace, s svc) {}

@@ -2,11 +2,16 @@ package e2e
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
 // serviceCase is one engine tested against its stand-in image: a client
@@ -16,7 +21,7 @@ import (
 type serviceCase struct {
 	engine, image, version, testImage string
 	envVar, scheme, color             string
-	write, read                       string // sh -c scripts, $URL is the linked variable's value
+	write, change, read               string // sh -c scripts, $URL is the linked variable's value
 	want                              string
 }
 
@@ -24,26 +29,29 @@ var serviceCases = []serviceCase{
 	{
 		engine: "postgres", image: "rivetr-test/postgres", version: "15", testImage: "postgres",
 		envVar: "DATABASE_URL", scheme: "postgres://postgres:", color: "RIVETR_POSTGRES_AQUA_URL",
-		write: `psql "$URL" -v ON_ERROR_STOP=1 -qc "CREATE TABLE t (v text); INSERT INTO t VALUES ('from-app')"`,
-		read:  `psql "$URL" -tAc "SELECT v FROM t"`,
-		want:  "from-app",
+		write:  `psql "$URL" -v ON_ERROR_STOP=1 -qc "CREATE TABLE t (v text); INSERT INTO t VALUES ('from-app')"`,
+		change: `psql "$URL" -qc "UPDATE t SET v = 'changed'"`,
+		read:   `psql "$URL" -tAc "SELECT v FROM t"`,
+		want:   "from-app",
 	},
 	{
 		// MySQL's definition against the MariaDB stand-in (MySQL protocol).
 		engine: "mysql", image: "rivetr-test/mariadb", version: "10.11", testImage: "mariadb",
 		envVar: "DATABASE_URL", scheme: "mysql://mysql:", color: "RIVETR_MYSQL_AQUA_URL",
-		write: mysqlFromURL + ` -e "CREATE TABLE t (v text); INSERT INTO t VALUES ('from-app')"`,
-		read:  mysqlFromURL + ` -N -e "SELECT v FROM t"`,
-		want:  "from-app",
+		write:  mysqlFromURL + ` -e "CREATE TABLE t (v text); INSERT INTO t VALUES ('from-app')"`,
+		change: mysqlFromURL + ` -e "UPDATE t SET v = 'changed'"`,
+		read:   mysqlFromURL + ` -N -e "SELECT v FROM t"`,
+		want:   "from-app",
 	},
 	{
 		engine: "redis", image: "rivetr-test/redis", version: "7", testImage: "redis",
 		envVar: "REDIS_URL", scheme: "redis://:", color: "RIVETR_REDIS_AQUA_URL",
 		// Dokku's form redis://:PASS@HOST:6379 (redis-cli 7.0's -u sends an
 		// empty user name with it, so the test passes the parts).
-		write: redisFromURL + ` set k from-app | grep -q OK`,
-		read:  redisFromURL + ` get k`,
-		want:  "from-app",
+		write:  redisFromURL + ` set k from-app | grep -q OK`,
+		change: redisFromURL + ` set k changed`,
+		read:   redisFromURL + ` get k`,
+		want:   "from-app",
 	},
 }
 
@@ -153,6 +161,21 @@ func TestServices(t *testing.T) {
 				t.Errorf("app-links %q", apps)
 			}
 
+			// Backup and restore: a backup, the data changed, the backup
+			// restored.
+			res = c.must(t, ns+":backup", db)
+			if !strings.Contains(res.Stdout, "Backup written: "+filepath.Join(srv.dataDir, "backups", ns, db)) {
+				t.Errorf("backup output:\n%s", res)
+			}
+			runIn(tc.change)
+			if got := runIn(tc.read); !strings.Contains(got, "changed") {
+				t.Fatalf("after the change the app reads %q", got)
+			}
+			c.must(t, ns+":backup-restore", db)
+			if got := runIn(tc.read); got != tc.want {
+				t.Errorf("after backup-restore the app reads %q, want %q", got, tc.want)
+			}
+
 			wantError(t, c.ssh(t, nil, ns+":destroy", db, "--force"), 1, "Cannot delete linked service")
 			c.must(t, ns+":unlink", db2, app, "--no-restart")
 			c.must(t, ns+":unlink", db, app)
@@ -186,4 +209,103 @@ func (e *engine) volumeExists(t *testing.T, name string) bool {
 	var v struct{ Name string }
 	e.call(t, http.MethodGet, "/volumes/"+url.PathEscape(name), &v, true)
 	return v.Name == name
+}
+
+// TestServiceBackups: encrypted local backups, S3 backups against a local
+// S3-compatible server (gofakes3, in this test process, checking SigV4),
+// restore from each, a schedule that survives a restart of rivetr, and
+// --dir refused over SSH.
+func TestServiceBackups(t *testing.T) {
+	t.Parallel()
+	eng := needEngine(t)
+	testImages(t, "postgres")
+	srv, c := startPushServer(t, eng)
+	backend := s3mem.New()
+	if err := backend.CreateBucket("backups"); err != nil {
+		t.Fatal(err)
+	}
+	s3 := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(s3.Close)
+
+	db := randomName("bk")
+	t.Cleanup(func() { srv.cli(t, nil, "postgres:destroy", db, "--force") })
+	c.must(t, "postgres:create", db, "--image", "rivetr-test/postgres", "--image-version", "15")
+	sql := func(q string) string {
+		t.Helper()
+		return strings.TrimSpace(c.mustIn(t, []byte(q+"\n"), "postgres:connect", db).Stdout)
+	}
+	sql("CREATE TABLE t (v text); INSERT INTO t VALUES ('v1');")
+	count := func(bucket ...string) int {
+		t.Helper()
+		out := c.must(t, append([]string{"postgres:backup-list", db}, bucket...)...).Stdout
+		return len(nonEmptyLines(out)) - 1 // the header
+	}
+
+	// Encrypted local backup.
+	c.must(t, "postgres:backup-set-encryption", db, "a long passphrase")
+	c.must(t, "postgres:backup", db)
+	list := c.must(t, "postgres:backup-list", db).Stdout
+	if !strings.Contains(list, ".dump.enc") {
+		t.Fatalf("backup-list:\n%s", list)
+	}
+	dir := filepath.Join(srv.dataDir, "backups", "postgres", db)
+	files, _ := os.ReadDir(dir)
+	if len(files) != 1 {
+		t.Fatalf("%d files in %s", len(files), dir)
+	}
+	raw := readFile(t, filepath.Join(dir, files[0].Name()))
+	if !strings.HasPrefix(string(raw), "RIVETRBK1\n") {
+		t.Errorf("backup file is not encrypted")
+	}
+	sql("UPDATE t SET v = 'changed';")
+	c.must(t, "postgres:backup-restore", db)
+	if v := sql(`\pset tuples_only on` + "\nSELECT v FROM t;"); !strings.Contains(v, "v1") || strings.Contains(v, "changed") {
+		t.Errorf("after restoring the encrypted backup: %q", v)
+	}
+	c.must(t, "postgres:backup-unset-encryption", db)
+
+	// S3.
+	wantError(t, c.ssh(t, nil, "postgres:backup", db, "backups"), 1, "No S3 credentials")
+	c.must(t, "postgres:backup-auth", db, s3.URL, "AKID", "SECRET", "us-east-1", "backups")
+	res := c.must(t, "postgres:backup", db, "backups")
+	if !strings.Contains(res.Stdout, "s3://backups/rivetr/postgres/"+db+"/") {
+		t.Errorf("S3 backup output:\n%s", res)
+	}
+	if n := count("backups"); n != 1 {
+		t.Errorf("%d backups in the bucket, want 1", n)
+	}
+	sql("UPDATE t SET v = 'changed again';")
+	c.must(t, "postgres:backup-restore", db, "--bucket", "backups")
+	if v := sql(`\pset tuples_only on` + "\nSELECT v FROM t;"); !strings.Contains(v, "v1") {
+		t.Errorf("after restoring from S3: %q", v)
+	}
+	if out := c.must(t, "postgres:info", db).Stdout + srv.stderr.String(); strings.Contains(out, "SECRET") || strings.Contains(out, "a long passphrase") {
+		t.Error("the S3 secret or the passphrase is shown or logged")
+	}
+
+	// --dir is for the server's admin only.
+	wantError(t, c.ssh(t, nil, "postgres:backup", db, "--dir", "/tmp"), 1, "only on the server")
+	other := t.TempDir()
+	srv.mustCLI(t, nil, "postgres:backup", db, "--dir", other)
+	if files, _ := os.ReadDir(other); len(files) != 1 {
+		t.Errorf("--dir wrote %d files", len(files))
+	}
+
+	// A schedule every minute, across a restart of rivetr.
+	wantError(t, c.ssh(t, nil, "postgres:backup-schedule", db, "every day"), 1, "Invalid schedule")
+	before := count()
+	c.must(t, "postgres:backup-schedule", db, "* * * * *")
+	if v := strings.TrimSpace(c.must(t, "postgres:backup-schedule-cat", db).Stdout); v != "* * * * * (local)" {
+		t.Errorf("backup-schedule-cat %q", v)
+	}
+	srv.stop()
+	srv.start()
+	deadline := time.Now().Add(150 * time.Second)
+	for count() <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no scheduled backup within 150 s\n%s", srv.stderr.String())
+		}
+		time.Sleep(2 * time.Second)
+	}
+	c.must(t, "postgres:backup-unschedule", db)
 }

@@ -186,3 +186,69 @@ func (a API) Clone(ctx context.Context, kind, name, newName string, out io.Write
 func (a API) Destroy(ctx context.Context, kind, name string) error {
 	return a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error { return a.M.Destroy(ctx, e, rec) })
 }
+
+// Backup dumps a service locally (dir, "" for the default) or to bucket.
+func (a API) Backup(ctx context.Context, kind, name, dir, bucket string) (where string, err error) {
+	err = a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error {
+		where, err = a.M.Backup(ctx, e, rec, dir, bucket)
+		return err
+	})
+	return where, err
+}
+
+// BackupAuth stores S3 credentials.
+func (a API) BackupAuth(ctx context.Context, kind, name, endpoint, access, secret, region, bucket string) error {
+	return a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error {
+		if endpoint == "" {
+			return a.M.UnsetBackupAuth(ctx, e, rec)
+		}
+		return a.M.SetBackupAuth(ctx, e, rec, endpoint, access, secret, region, bucket)
+	})
+}
+
+// BackupEncryption sets ("" unsets) the passphrase of backups.
+func (a API) BackupEncryption(ctx context.Context, kind, name, passphrase string) error {
+	return a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error {
+		return a.M.SetBackupEncryption(ctx, e, rec, passphrase)
+	})
+}
+
+// BackupSchedule sets ("" unsets) the backup schedule; Schedule reads it.
+func (a API) BackupSchedule(ctx context.Context, kind, name, spec, bucket string) error {
+	return a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error {
+		if spec == "" {
+			return a.M.UnsetBackupSchedule(ctx, e, rec)
+		}
+		return a.M.SetBackupSchedule(ctx, e, rec, spec, bucket)
+	})
+}
+
+// Schedule returns the backup schedule and its bucket.
+func (a API) Schedule(ctx context.Context, kind, name string) (spec, bucket string, err error) {
+	err = a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error {
+		spec, bucket, err = a.M.BackupSchedule(ctx, e, rec)
+		return err
+	})
+	return spec, bucket, err
+}
+
+// BackupList lists backups, newest first.
+func (a API) BackupList(ctx context.Context, kind, name, bucket string) (list []apps.BackupInfo, err error) {
+	err = a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error {
+		bs, err := a.M.Backups(ctx, e, rec, bucket)
+		for _, b := range bs {
+			list = append(list, apps.BackupInfo(b))
+		}
+		return err
+	})
+	return list, err
+}
+
+// BackupRestore imports a backup ("" for the newest) and returns its name.
+func (a API) BackupRestore(ctx context.Context, kind, name, backup, bucket string, out io.Writer) (restored string, err error) {
+	err = a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error {
+		restored, err = a.M.RestoreBackup(ctx, e, rec, backup, bucket, out)
+		return err
+	})
+	return restored, err
+}

@@ -30,6 +30,10 @@ type Manager struct {
 	Env     EnvStore
 	// ReadyTimeout bounds the wait for a new service to take connections.
 	ReadyTimeout time.Duration
+	// Settings keeps backup settings; BackupDir is where local backups go
+	// (BackupDir/ENGINE/NAME).
+	Settings  SettingsStore
+	BackupDir string
 }
 
 // CreateOptions are create's flags.

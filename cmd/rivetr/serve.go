@@ -214,7 +214,7 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	// Leftover build dirs of a daemon that was killed mid-build.
 	os.RemoveAll(filepath.Join(cfg.DataDir, "builds"))
 
-	svcs := &services.Manager{Store: db, Runtime: rt, Env: svc}
+	svcs := &services.Manager{Store: db, Runtime: rt, Env: svc, Settings: db, BackupDir: filepath.Join(cfg.DataDir, "backups")}
 	reg := commands.NewRegistry()
 	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs, Services: services.API{M: svcs}})
 
@@ -257,6 +257,8 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	if err := svcs.Restore(ctx); err != nil {
 		log.Warn().Err(err).Msg("restore services")
 	}
+	svcLog := log.With().Str("component", "services").Logger()
+	go (&services.Scheduler{M: svcs, Log: svcLog.Printf}).Run(ctx)
 
 	errc := make(chan error, 5)
 	go func() { errc <- d.ssh.Serve() }()
