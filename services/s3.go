@@ -19,11 +19,11 @@ import (
 // on any S3-compatible endpoint, path-style, signed with AWS Signature
 // Version 4. A backup is one PUT (up to the 5 GB S3 allows in one).
 type s3Client struct {
-	endpoint      *url.URL
+	endpoint       *url.URL
 	access, secret string
-	region        string
-	hc            *http.Client
-	now           func() time.Time
+	region         string
+	hc             *http.Client
+	now            func() time.Time
 }
 
 func newS3(endpoint, access, secret, region string) (*s3Client, error) {
