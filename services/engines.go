@@ -32,9 +32,10 @@ type Engine struct {
 	// Client is the interactive client (connect); Dump writes a dump to
 	// stdout (export, backup) and Restore reads one from stdin (import).
 	Client, Dump, Restore func(s Instance) []string
-	// AfterRestore, when set, runs after Restore; the service is then
-	// started again (Redis loads its data file only at start).
-	AfterRestore func(s Instance) []string
+	// KillAfterRestore: after Restore the container is killed (no chance
+	// to save its memory over the restored file) and started again, as
+	// Redis loads its data file only at start.
+	KillAfterRestore bool
 	// DumpExt names backup files.
 	DumpExt string
 }
@@ -164,15 +165,13 @@ func init() {
 		Dump: func(s Instance) []string {
 			return []string{"sh", "-c", `redis-cli -a "$1" --no-auth-warning save >/dev/null && cat /data/dump.rdb`, "sh", s.Password}
 		},
-		// The new RDB file goes in place; the Manager then stops the server
-		// without saving (AfterRestore) and starts it on that file.
+		// The new RDB file goes in place; the Manager then kills the server
+		// (KillAfterRestore) and starts it on that file.
 		Restore: func(s Instance) []string {
 			return []string{"sh", "-c", `cat > /data/dump.rdb.import && mv /data/dump.rdb.import /data/dump.rdb`}
 		},
-		AfterRestore: func(s Instance) []string {
-			return []string{"redis-cli", "-a", s.Password, "--no-auth-warning", "shutdown", "nosave"}
-		},
-		DumpExt: "rdb",
+		KillAfterRestore: true,
+		DumpExt:          "rdb",
 	})
 }
 

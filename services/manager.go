@@ -201,6 +201,14 @@ func (m *Manager) containers(ctx context.Context, e *Engine, name string) ([]app
 	return m.Runtime.List(ctx, map[string]string{apps.LabelService: name, apps.LabelProcess: e.Name})
 }
 
+// killContainers removes the service's containers at once (SIGKILL).
+func (m *Manager) killContainers(ctx context.Context, e *Engine, name string) {
+	cs, _ := m.containers(ctx, e, name)
+	for _, c := range cs {
+		m.Runtime.Remove(ctx, c.ID)
+	}
+}
+
 // removeContainers stops the service's containers gracefully (a database
 // flushes its data on SIGTERM; Redis writes its RDB file) and removes them.
 func (m *Manager) removeContainers(ctx context.Context, e *Engine, name string) {
@@ -427,10 +435,8 @@ func (m *Manager) Import(ctx context.Context, e *Engine, rec apps.ServiceRecord,
 	if code != 0 {
 		return fmt.Errorf("import into %s %s failed (exit %d): %s", e.Name, rec.Name, code, oneLine(stderr.String()))
 	}
-	if e.AfterRestore != nil {
-		// It may stop the server, and the exec with it: its status says
-		// nothing.
-		m.Exec(ctx, e, rec, e.AfterRestore(instance(rec)), apps.Streams{Stdout: io.Discard, Stderr: io.Discard})
+	if e.KillAfterRestore {
+		m.killContainers(ctx, e, rec.Name)
 		return m.start(ctx, e, rec, out)
 	}
 	return nil
