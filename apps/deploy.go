@@ -43,8 +43,12 @@ type BuildRequest struct {
 	// base images of the built-in packs, static-dir, ...
 	Packs map[string]string
 	// SiteDir is where a static site's files go (the static builder
-	// creates it); such a release runs no container.
+	// creates it); such a release runs no container. A compose build
+	// writes its project there (WriteCompose).
 	SiteDir string
+	// Env is the app's config: a compose file's ${VAR}s and its services'
+	// variables without a value come from it.
+	Env map[string]string
 }
 
 // Built-in builder names a BuildPlan can carry.
@@ -54,7 +58,7 @@ const (
 )
 
 // Builders are the names builder:set APP selected accepts.
-var Builders = []string{"dockerfile", "static", "go", "node", "python", "ruby", "nixpacks", "railpack", "pack"}
+var Builders = []string{"dockerfile", "compose", "static", "go", "node", "python", "ruby", "nixpacks", "railpack", "pack"}
 
 // BuildPlan is what a builder would do with some code: builder:plan
 // prints it, Build carries it out.
@@ -277,7 +281,7 @@ func (d *Deployer) Reroute(ctx context.Context, app string) error {
 	if d.runtime == nil {
 		return nil
 	}
-	cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: "web"})
+	cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: d.webProcess(rel)})
 	if err != nil {
 		return fmt.Errorf("list containers of %s: %w", app, err)
 	}
@@ -293,6 +297,17 @@ func (d *Deployer) Reroute(ctx context.Context, app string) error {
 	}
 	d.setRoute(ctx, app, ups)
 	return nil
+}
+
+// webProcess is the process label of rel's routed containers: web, or a
+// compose release's web service.
+func (d *Deployer) webProcess(rel Release) string {
+	if rel.Builder == BuilderCompose {
+		if p, err := d.loadCompose(&rel); err == nil && p.Web != "" {
+			return p.Web
+		}
+	}
+	return "web"
 }
 
 // stopped reports whether ps:stop stopped app.
@@ -408,14 +423,17 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	if _, err := d.hooks.Run(ctx, "pre-build", []string{"dockerfile", req.App, dir}, HookOpts{Out: out}); err != nil {
 		return fail(err)
 	}
-	breq.Tag, breq.Labels, breq.BuildArgs = rel.Image, labels, buildArgs
+	breq.Tag, breq.Labels, breq.BuildArgs, breq.Env = rel.Image, labels, buildArgs, env
 	breq.SiteDir = d.siteDir(req.App, staticImage(rel.Number))
 	rel.Builder, err = d.builder.Build(ctx, breq)
 	if err != nil {
 		return fail(err)
 	}
-	if rel.Builder == BuilderStatic {
+	switch rel.Builder {
+	case BuilderStatic:
 		rel.Image = staticImage(rel.Number)
+	case BuilderCompose:
+		rel.Image = "compose:" + strconv.Itoa(rel.Number)
 	}
 	if _, err := d.hooks.Run(ctx, "post-build", []string{rel.Builder, req.App, dir}, HookOpts{Out: out}); err != nil {
 		return fail(err)
@@ -530,9 +548,10 @@ func (d *Deployer) Plan(ctx context.Context, app, rev string) (BuildPlan, error)
 // staticImage is the Image of a static release: the tree of build n.
 func staticImage(n int) string { return "static:" + strconv.Itoa(n) }
 
-// siteDir is the tree of a static release's Image.
+// siteDir is the tree of a static (or compose) release's Image.
 func (d *Deployer) siteDir(app, image string) string {
-	return filepath.Join(d.cfg.SitesDir, app, strings.TrimPrefix(image, "static:"))
+	_, n, _ := strings.Cut(image, ":")
+	return filepath.Join(d.cfg.SitesDir, app, n)
 }
 
 // staticSite is how the proxy serves a static release.
@@ -648,7 +667,7 @@ func (d *Deployer) pruneSites(ctx context.Context, app string) {
 	}
 	entries, _ := os.ReadDir(filepath.Join(d.cfg.SitesDir, app))
 	for _, e := range entries {
-		if !keep["static:"+e.Name()] {
+		if !keep["static:"+e.Name()] && !keep["compose:"+e.Name()] {
 			if err := os.RemoveAll(filepath.Join(d.cfg.SitesDir, app, e.Name())); err != nil {
 				d.log.Printf("remove site %s/%s: %v", app, e.Name(), err)
 			}
@@ -867,8 +886,11 @@ func (p proc) name() string { return fmt.Sprintf("%s.%d", p.typ, p.index) }
 // checks them, swaps the route and retires the old containers. On any
 // failure the new containers are removed and the old keep serving.
 func (d *Deployer) rollout(ctx context.Context, rel *Release, out io.Writer, logBuf *tailBuffer, tasks bool) error {
-	if rel.Builder == BuilderStatic {
+	switch rel.Builder {
+	case BuilderStatic:
 		return d.rolloutStatic(ctx, rel, out, logBuf)
+	case BuilderCompose:
+		return d.rolloutCompose(ctx, rel, out, logBuf)
 	}
 	fail := d.failer(ctx, rel, logBuf)
 	man := manifests{procfile: rel.Procfile, appJSONRaw: rel.AppJSON, checks: rel.Checks}
@@ -1559,6 +1581,9 @@ func (d *Deployer) Destroy(ctx context.Context, app string) error {
 	if d.runtime == nil {
 		return nil
 	}
+	if err := d.runtime.RemoveNetwork(ctx, composeNetwork(app)); err != nil {
+		d.log.Printf("remove network of %s: %v", app, err)
+	}
 	images, err := d.runtime.Images(ctx, map[string]string{LabelApp: app})
 	if err != nil {
 		return fmt.Errorf("list images of %s: %w", app, err)
@@ -1594,7 +1619,7 @@ func (d *Deployer) Restore(ctx context.Context) error {
 		if rel.Builder == BuilderStatic && !d.stopped(ctx, app.Name) {
 			d.routeStatic(ctx, app.Name, rel)
 		}
-		cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app.Name, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: "web"})
+		cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app.Name, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: d.webProcess(rel)})
 		if err != nil {
 			return fmt.Errorf("list containers of %s: %w", app.Name, err)
 		}
@@ -1616,6 +1641,16 @@ func (d *Deployer) Restore(ctx context.Context) error {
 		old := slices.DeleteFunc(all, func(c Container) bool {
 			return c.Labels[LabelProcess] == "run" || c.Labels[LabelRelease] == strconv.Itoa(rel.Number)
 		})
+		if rel.Builder == BuilderCompose {
+			// Unchanged services keep containers of earlier releases.
+			in := map[string]bool{}
+			if p, err := d.loadCompose(&rel); err == nil {
+				for _, s := range p.Services {
+					in[s.Name] = s.Name != p.Web
+				}
+			}
+			old = slices.DeleteFunc(old, func(c Container) bool { return in[c.Labels[LabelProcess]] })
+		}
 		cfg, err := d.checkSettings(ctx, app.Name)
 		if err != nil {
 			return err

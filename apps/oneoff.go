@@ -26,8 +26,11 @@ func (d *Deployer) currentFor(ctx context.Context, app string) (Release, error) 
 	if !ok {
 		return Release{}, Errorf(ErrNoRelease, "App %s has not been deployed", app)
 	}
-	if rel.Builder == BuilderStatic {
+	switch rel.Builder {
+	case BuilderStatic:
 		return Release{}, Errorf(ErrNoRelease, "App %s is a static site served by the proxy: it has no containers to run commands in", app)
+	case BuilderCompose:
+		return Release{}, Errorf(ErrNoRelease, "App %s is a compose app: one-off runs need one image; use enter with the container of a service (ps:report lists them)", app)
 	}
 	return rel, nil
 }

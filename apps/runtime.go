@@ -37,6 +37,15 @@ type ContainerSpec struct {
 	// Publish binds container ports on the host; only for what a command
 	// asked to expose (services' expose), never by default.
 	Publish []PortBinding
+	// Networks are further networks (created when missing) beside the
+	// rivetr one, each with DNS aliases: a compose app's own network.
+	Networks []NetworkAttachment
+}
+
+// NetworkAttachment joins a container to a network under aliases.
+type NetworkAttachment struct {
+	Name    string
+	Aliases []string
 }
 
 // Mount is a bind mount (Source is an absolute host path) or, when Volume
@@ -101,6 +110,9 @@ type Runtime interface {
 	List(ctx context.Context, labels map[string]string) ([]Container, error)
 	// Inspect returns one container.
 	Inspect(ctx context.Context, id string) (Container, error)
+	// RemoveNetwork removes a network made for an app (not the rivetr
+	// one); a missing network is not an error.
+	RemoveNetwork(ctx context.Context, name string) error
 	// RemoveVolume removes a named volume and its data; a missing volume
 	// is not an error.
 	RemoveVolume(ctx context.Context, name string) error

@@ -52,6 +52,9 @@ func (b *Builder) Build(ctx context.Context, req apps.BuildRequest) (string, err
 	case apps.BuilderStatic:
 		fmt.Fprintf(out, "-----> Building %s as a static site (%s)\n", req.App, plan.Reason)
 		err = b.static(ctx, req, plan)
+	case apps.BuilderCompose:
+		fmt.Fprintf(out, "-----> Building %s as a compose app (%s)\n", req.App, plan.Reason)
+		err = b.compose(ctx, req)
 	case "nixpacks", "railpack", "pack":
 		fmt.Fprintf(out, "-----> Building %s with %s (%s)\n", req.App, plan.Builder, plan.Reason)
 		err = b.external(ctx, req, plan)

@@ -16,7 +16,7 @@ import (
 //  1. the builder chosen with builder:set APP selected (or printed by a
 //     builder-detect hook): req.Selected;
 //  2. a Dockerfile or Containerfile (or builder-dockerfile's
-//     dockerfile-path);
+//     dockerfile-path); then a compose file (compose.yaml, ...);
 //  3. project.toml: Paketo buildpacks through pack;
 //  4. railpack.json: railpack;
 //  5. nixpacks.toml: nixpacks;
@@ -34,6 +34,9 @@ func Detect(req apps.BuildRequest) (apps.BuildPlan, error) {
 	}
 	if p, err := dockerfilePath(dir, req.Settings); err != nil || p != "" {
 		return apps.BuildPlan{Builder: apps.BuilderDockerfile, Reason: p + " found", DockerfilePath: p}, err
+	}
+	if f := composeFile(dir); f != "" {
+		return planFor(apps.BuilderCompose, f+" found", req)
 	}
 	for _, m := range []struct{ file, builder string }{
 		{"project.toml", "pack"},
@@ -59,7 +62,7 @@ func Detect(req apps.BuildRequest) (apps.BuildPlan, error) {
 			return planFor(m.builder, m.file+" found", req)
 		}
 	}
-	return apps.BuildPlan{}, fmt.Errorf("%w: found no Dockerfile, project.toml, railpack.json, nixpacks.toml, index.html, go.mod, package.json, requirements.txt, pyproject.toml, Pipfile or Gemfile; add one, or choose a builder with builder:set %s selected NAME", ErrNoBuilder, req.App)
+	return apps.BuildPlan{}, fmt.Errorf("%w: found no Dockerfile, compose file, project.toml, railpack.json, nixpacks.toml, index.html, go.mod, package.json, requirements.txt, pyproject.toml, Pipfile or Gemfile; add one, or choose a builder with builder:set %s selected NAME", ErrNoBuilder, req.App)
 }
 
 // planFor makes the plan of a named builder.
@@ -72,6 +75,8 @@ func planFor(builder, reason string, req apps.BuildRequest) (apps.BuildPlan, err
 		if err == nil && plan.DockerfilePath == "" {
 			err = fmt.Errorf("%w: builder dockerfile selected but there is no Dockerfile or Containerfile at the root of the pushed code", ErrNoBuilder)
 		}
+	case apps.BuilderCompose:
+		return composePlan(req, reason)
 	case apps.BuilderStatic:
 		var ok bool
 		plan, ok, err = detectStatic(req)

@@ -44,6 +44,8 @@ var detectCases = []struct {
 	{name: "go-local-images", packs: map[string]string{"go-image": "rivetr-test/go:{version}", "go-runtime-image": "scratch"}},
 	{name: "go-many-mains"},
 	{name: "none"},
+	{name: "compose-app"},
+	{name: "compose-under-dockerfile"},
 }
 
 // render is a plan as the golden files hold it.

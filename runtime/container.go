@@ -40,21 +40,30 @@ func (e *Engine) EnsureNetwork(ctx context.Context) error {
 }
 
 func (e *Engine) ensureNetwork(ctx context.Context) (string, error) {
+	return e.ensureNamed(ctx, e.network)
+}
+
+// ensureNamed returns the ID of the bridge network name, creating it
+// (labelled rivetr.managed) when missing; IDs are cached.
+func (e *Engine) ensureNamed(ctx context.Context, name string) (string, error) {
 	e.netMu.Lock()
 	defer e.netMu.Unlock()
-	if e.netID != "" {
-		return e.netID, nil
+	if id := e.netIDs[name]; id != "" {
+		return id, nil
 	}
-	id, err := e.findNetwork(ctx)
+	id, err := e.findNetwork(ctx, name)
 	if err != nil {
-		return "", e.errorf("ensure network %s: %w", e.network, err)
+		return "", e.errorf("ensure network %s: %w", name, err)
 	}
 	if id == "" {
-		if id, err = e.createNetwork(ctx); err != nil {
+		if id, err = e.createNetwork(ctx, name); err != nil {
 			return "", err
 		}
 	}
-	e.netID = id
+	if e.netIDs == nil {
+		e.netIDs = map[string]string{}
+	}
+	e.netIDs[name] = id
 	return id, nil
 }
 
@@ -63,8 +72,8 @@ func (e *Engine) ensureNetwork(ctx context.Context) (string, error) {
 const networkSettle = 300 * time.Millisecond
 
 // createNetwork creates the network and returns the ID of the one to use.
-func (e *Engine) createNetwork(ctx context.Context) (string, error) {
-	res, cerr := e.cli.NetworkCreate(ctx, e.network, client.NetworkCreateOptions{
+func (e *Engine) createNetwork(ctx context.Context, name string) (string, error) {
+	res, cerr := e.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
 		Driver: "bridge",
 		Labels: map[string]string{apps.LabelManaged: "true"},
 	})
@@ -72,45 +81,45 @@ func (e *Engine) createNetwork(ctx context.Context) (string, error) {
 	// the oldest network now under the name is the one to use. Docker stamps
 	// a network's creation time before it becomes visible, so a racer that
 	// listed at once could miss an older one: let creations settle first.
-	// This runs once per engine, when the network does not exist yet.
+	// This runs once per engine and network, when it does not exist yet.
 	select {
 	case <-time.After(networkSettle):
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	id, err := e.findNetwork(ctx)
+	id, err := e.findNetwork(ctx, name)
 	switch {
 	case err != nil:
-		return "", e.errorf("ensure network %s: %w", e.network, err)
+		return "", e.errorf("ensure network %s: %w", name, err)
 	case id == "" && cerr != nil:
-		return "", e.errorf("create network %s: %w", e.network, cerr)
+		return "", e.errorf("create network %s: %w", name, cerr)
 	case id == "":
-		return "", e.errorf("create network %s: created but not listed", e.network)
+		return "", e.errorf("create network %s: created but not listed", name)
 	case cerr != nil:
 		return id, nil // lost a race to another creator
 	case res.ID == id:
-		e.log.Info().Str("network", e.network).Msg("network created")
+		e.log.Info().Str("network", name).Msg("network created")
 		return id, nil
 	}
-	e.log.Info().Str("network", e.network).Msg("another process created the network at the same time; using the older one")
+	e.log.Info().Str("network", name).Msg("another process created the network at the same time; using the older one")
 	if _, err := e.cli.NetworkRemove(ctx, res.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-		return "", e.errorf("remove duplicate network %s: %w", e.network, err)
+		return "", e.errorf("remove duplicate network %s: %w", name, err)
 	}
 	return id, nil
 }
 
-// findNetwork returns the ID of the network named apps.Network (the
-// oldest, should there be several), or "" when there is none.
-func (e *Engine) findNetwork(ctx context.Context) (string, error) {
+// findNetwork returns the ID of the network named name (the oldest,
+// should there be several), or "" when there is none.
+func (e *Engine) findNetwork(ctx context.Context, name string) (string, error) {
 	res, err := e.cli.NetworkList(ctx, client.NetworkListOptions{
-		Filters: make(client.Filters).Add("name", e.network),
+		Filters: make(client.Filters).Add("name", name),
 	})
 	if err != nil {
 		return "", err
 	}
 	var found []network.Summary
 	for _, n := range res.Items {
-		if n.Name == e.network { // the name filter matches substrings
+		if n.Name == name { // the name filter matches substrings
 			found = append(found, n)
 		}
 	}
@@ -126,11 +135,30 @@ func (e *Engine) findNetwork(ctx context.Context) (string, error) {
 	return found[0].ID, nil
 }
 
+// RemoveNetwork removes a network rivetr made for an app (no container
+// may use it any more); a missing one is not an error.
+func (e *Engine) RemoveNetwork(ctx context.Context, name string) error {
+	if name == e.network {
+		return e.errorf("remove network %s: the shared network stays", name)
+	}
+	id, err := e.findNetwork(ctx, name)
+	if err != nil || id == "" {
+		return err
+	}
+	e.netMu.Lock()
+	delete(e.netIDs, name)
+	e.netMu.Unlock()
+	if _, err := e.cli.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return e.errorf("remove network %s: %w", name, err)
+	}
+	return nil
+}
+
 // forgetNetwork drops the cached network ID, e.g. after the network was
 // removed behind rivetr's back, so the next Run ensures it again.
 func (e *Engine) forgetNetwork() {
 	e.netMu.Lock()
-	e.netID = ""
+	e.netIDs = nil
 	e.netMu.Unlock()
 }
 
@@ -191,6 +219,19 @@ func (e *Engine) run(ctx context.Context, spec apps.ContainerSpec, policy contai
 	}
 	for _, w := range created.Warnings {
 		e.log.Warn().Str("container", spec.Name).Msg(w)
+	}
+	// Further networks: API 1.41 takes one network at create.
+	for _, n := range spec.Networks {
+		id, err := e.ensureNamed(ctx, n.Name)
+		if err == nil {
+			_, err = e.cli.NetworkConnect(ctx, id, client.NetworkConnectOptions{
+				Container: created.ID, EndpointConfig: &network.EndpointSettings{Aliases: n.Aliases},
+			})
+		}
+		if err != nil {
+			e.removeAfterFailure(ctx, spec.Name, created.ID)
+			return apps.Container{}, netip.Addr{}, e.errorf("connect container %s to network %s: %w", spec.Name, n.Name, err)
+		}
 	}
 	if _, err := e.cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
 		e.removeAfterFailure(ctx, spec.Name, created.ID)

@@ -127,7 +127,7 @@ type Engine struct {
 
 	network string // apps.Network; tests use their own
 	netMu   sync.Mutex
-	netID   string // ID of the network once ensured
+	netIDs  map[string]string // IDs of the networks once ensured, by name
 }
 
 var (

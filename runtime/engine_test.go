@@ -282,7 +282,7 @@ func TestEnsureNetwork(t *testing.T) {
 			t.Fatalf("EnsureNetwork #%d: %v", i+1, err)
 		}
 	}
-	first := e.netID
+	first := e.netIDs[e.network]
 
 	// Several engines (as several processes would) race to create one
 	// network: one must remain, and all must agree on it.
@@ -302,15 +302,15 @@ func TestEnsureNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatalf("concurrent EnsureNetwork #%d: %v", i, err)
 		}
-		if others[i].netID != others[0].netID {
-			t.Errorf("engines disagree on the network: %s vs %s", others[i].netID, others[0].netID)
+		if others[i].netIDs[others[i].network] != others[0].netIDs[others[0].network] {
+			t.Errorf("engines disagree on the network: %s vs %s", others[i].netIDs[others[i].network], others[0].netIDs[others[0].network])
 		}
 	}
 
 	for _, tc := range []struct {
 		e    *Engine
 		want string
-	}{{e, first}, {others[0], others[0].netID}} {
+	}{{e, first}, {others[0], others[0].netIDs[others[0].network]}} {
 		res, err := tc.e.cli.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", tc.e.network)})
 		if err != nil {
 			t.Fatal(err)
