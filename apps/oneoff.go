@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,16 @@ import (
 // currentFor returns the deployed release of app, or an error saying the
 // app must be deployed first.
 func (d *Deployer) currentFor(ctx context.Context, app string) (Release, error) {
+	rel, err := d.deployedFor(ctx, app)
+	if err == nil && rel.Builder == BuilderCompose {
+		return Release{}, Errorf(ErrNoRelease, "App %s is a compose app: one-off runs need one image; use enter APP SERVICE to reach a service's container", app)
+	}
+	return rel, err
+}
+
+// deployedFor is currentFor that lets compose releases through (their
+// containers can be listed, entered and logged).
+func (d *Deployer) deployedFor(ctx context.Context, app string) (Release, error) {
 	if _, err := d.svc.App(ctx, app); err != nil {
 		return Release{}, err
 	}
@@ -26,11 +37,8 @@ func (d *Deployer) currentFor(ctx context.Context, app string) (Release, error) 
 	if !ok {
 		return Release{}, Errorf(ErrNoRelease, "App %s has not been deployed", app)
 	}
-	switch rel.Builder {
-	case BuilderStatic:
+	if rel.Builder == BuilderStatic {
 		return Release{}, Errorf(ErrNoRelease, "App %s is a static site served by the proxy: it has no containers to run commands in", app)
-	case BuilderCompose:
-		return Release{}, Errorf(ErrNoRelease, "App %s is a compose app: one-off runs need one image; use enter with the container of a service (ps:report lists them)", app)
 	}
 	return rel, nil
 }
@@ -104,14 +112,19 @@ func (d *Deployer) OneOffs(ctx context.Context, app string) ([]Container, error)
 
 // Processes lists the app's containers of its current release, by name.
 func (d *Deployer) Processes(ctx context.Context, app string) ([]Container, error) {
-	rel, err := d.currentFor(ctx, app)
+	rel, err := d.deployedFor(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	list, err := d.runtime.List(ctx, map[string]string{LabelApp: app, LabelRelease: strconv.Itoa(rel.Number)})
+	labels := map[string]string{LabelApp: app, LabelRelease: strconv.Itoa(rel.Number)}
+	if rel.Builder == BuilderCompose {
+		delete(labels, LabelRelease) // unchanged services keep older containers
+	}
+	list, err := d.runtime.List(ctx, labels)
 	if err != nil {
 		return nil, err
 	}
+	list = slices.DeleteFunc(list, func(c Container) bool { return c.Labels[LabelProcess] == "run" })
 	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	return list, nil
 }

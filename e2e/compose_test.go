@@ -41,7 +41,7 @@ func TestComposeApp(t *testing.T) {
       migrate: {condition: service_completed_successfully}
   db:
     image: rivetr-test/redis:7
-    command: ["redis-server", "--appendonly", "yes"]
+    command: ["redis-server", "--appendonly", "yes", "--protected-mode", "no"]
     healthcheck:
       test: ["CMD", "redis-cli", "ping"]
       interval: 1s
@@ -109,6 +109,10 @@ volumes:
 		t.Error("db was recreated although it did not change")
 	}
 	wantError(t, c.ssh(t, nil, "run", app, "ls"), 1, "compose app")
+	// migrate reached db by its name on the app's network, and wrote to it.
+	if v := strings.TrimSpace(c.must(t, "enter", app, "db", "--", "redis-cli", "get", "migrated").Stdout); v != "yes" {
+		t.Errorf("db has migrated=%q, want yes", v)
+	}
 
 	// A bind mount is refused before anything changes.
 	commitTree(t, c, repo, map[string]string{"compose.yml": strings.Replace(compose("c3"), "volumes: [data:/data]", "volumes: [\"/etc:/host-etc\"]", 1)}, "v3")
