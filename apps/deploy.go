@@ -49,6 +49,10 @@ type BuildRequest struct {
 	// Env is the app's config: a compose file's ${VAR}s and its services'
 	// variables without a value come from it.
 	Env map[string]string
+	// EngineSocketFor is the SHA-256 (hex) of the one compose file that may
+	// mount the container engine's socket: the template the server's admin
+	// deployed (templates:deploy); a push of any other file may not.
+	EngineSocketFor string
 }
 
 // Built-in builder names a BuildPlan can carry.
@@ -464,6 +468,9 @@ func (d *Deployer) buildRequest(ctx context.Context, app, dir string, out io.Wri
 		return req, err
 	}
 	if req.Selected, err = d.svc.Setting(ctx, app, "builder", "selected", ""); err != nil {
+		return req, err
+	}
+	if req.EngineSocketFor, err = d.svc.Setting(ctx, app, "compose-admin", "engine-socket", ""); err != nil {
 		return req, err
 	}
 	if sub, err := d.svc.Setting(ctx, app, "builder", "build-dir", ""); err != nil {

@@ -83,3 +83,16 @@ type BackupInfo struct {
 	Size int64
 	Time time.Time
 }
+
+// TemplateInfo describes a one-click template to the command language.
+type TemplateInfo struct {
+	Name, Description, Web string
+	EngineSocket           bool // mounts the engine's socket: admin only
+	Variables              []TemplateVariable
+}
+
+// TemplateVariable is one variable of a template.
+type TemplateVariable struct {
+	Name, Default string
+	Secret        bool
+}

@@ -2,6 +2,8 @@ package buildpacks
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +22,10 @@ import (
 // ComposeFiles are the compose file names looked for at the root, in
 // Docker Compose's order.
 var ComposeFiles = []string{"compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"}
+
+// engineSockets are the container engine's sockets a template may mount
+// (BuildRequest.EngineSocketFor).
+var engineSockets = map[string]bool{"/var/run/docker.sock": true, "/run/podman/podman.sock": true}
 
 // composeFile returns the compose file of dir, or "".
 func composeFile(dir string) string {
@@ -44,6 +50,12 @@ func loadCompose(ctx context.Context, req apps.BuildRequest) (*types.Project, ap
 	for k, v := range req.Env {
 		env[k] = v
 	}
+	raw, err := os.ReadFile(filepath.Join(req.Dir, file))
+	if err != nil {
+		return nil, out, err
+	}
+	sum := sha256.Sum256(raw)
+	socketOK := req.EngineSocketFor != "" && req.EngineSocketFor == hex.EncodeToString(sum[:])
 	p, err := loader.LoadWithContext(ctx, types.ConfigDetails{
 		WorkingDir:  req.Dir,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(req.Dir, file)}},
@@ -97,6 +109,12 @@ func loadCompose(ctx context.Context, req apps.BuildRequest) (*types.Project, ap
 					return nil, out, fmt.Errorf("%s: service %s: anonymous volume %s: name it (top-level volumes:) so its data is kept", file, n, v.Target)
 				}
 				s.Volumes = append(s.Volumes, apps.Mount{Source: "rivetr." + req.App + "." + v.Source, Target: v.Target, Volume: true, ReadOnly: v.ReadOnly})
+			case types.VolumeTypeBind:
+				if socketOK && engineSockets[v.Source] {
+					s.Volumes = append(s.Volumes, apps.Mount{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly})
+					continue
+				}
+				fallthrough
 			default:
 				return nil, out, fmt.Errorf("%s: service %s: %s mount of %s: only named volumes are supported (a host path would reach outside the app)", file, n, v.Type, v.Target)
 			}

@@ -15,6 +15,7 @@ type Deps struct {
 	DataDir  string
 	Certs    apps.Certs // nil: no certs namespace (tests of the language)
 	Services serviceAPI // nil: no service namespaces
+	Repos    repoWriter // nil: no templates namespace
 }
 
 // RegisterCore adds the core namespaces: apps, config, ssh-keys, git,
@@ -33,6 +34,7 @@ func RegisterCore(r *Registry, d Deps) {
 	registerCerts(r, d)
 	registerBuilders(r, d)
 	registerServices(r, d)
+	registerTemplates(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",

@@ -252,3 +252,38 @@ func (a API) BackupRestore(ctx context.Context, kind, name, backup, bucket strin
 	})
 	return restored, err
 }
+
+func templateInfo(t Template) apps.TemplateInfo {
+	info := apps.TemplateInfo{Name: t.Name, Description: t.Description, Web: t.Web, EngineSocket: t.EngineSocket}
+	for _, v := range t.Variables {
+		info.Variables = append(info.Variables, apps.TemplateVariable{Name: v.Name, Default: v.Default, Secret: v.Secret})
+	}
+	return info
+}
+
+// TemplateList lists the one-click templates.
+func (a API) TemplateList() ([]apps.TemplateInfo, error) {
+	ts, err := Templates()
+	var out []apps.TemplateInfo
+	for _, t := range ts {
+		out = append(out, templateInfo(t))
+	}
+	return out, err
+}
+
+// TemplateGet describes one template.
+func (a API) TemplateGet(name string) (apps.TemplateInfo, error) {
+	t, err := LookupTemplate(name)
+	return templateInfo(t), err
+}
+
+// TemplateRender resolves a template's variables for an instance and
+// returns them with its compose file.
+func (a API) TemplateRender(name, instance, domain string, overrides, existing map[string]string) (map[string]string, []byte, error) {
+	t, err := LookupTemplate(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	values, err := t.Values(instance, domain, overrides, existing)
+	return values, t.Compose, err
+}

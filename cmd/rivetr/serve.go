@@ -216,7 +216,7 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 
 	svcs := &services.Manager{Store: db, Runtime: rt, Env: svc, Settings: db, BackupDir: filepath.Join(cfg.DataDir, "backups")}
 	reg := commands.NewRegistry()
-	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs, Services: services.API{M: svcs}})
+	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs, Services: services.API{M: svcs}, Repos: repos})
 
 	hostKey, err := gitserver.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
