@@ -96,6 +96,11 @@ func serviceHash(s ComposeService, env map[string]string) string {
 
 const labelComposeHash = "rivetr.compose.hash"
 
+// ComposeAdminNS holds the compose settings only the server's admin sets:
+// "engine-socket", the SHA-256 of the one compose file that may mount the
+// container engine's socket (templates:deploy of such a template).
+const ComposeAdminNS = "compose-admin"
+
 // rolloutCompose deploys a compose release: services in dependency order
 // on the app's network (each under its name), unchanged ones kept, each
 // waited for as its dependents' depends_on conditions ask; the web service

@@ -470,7 +470,7 @@ func (d *Deployer) buildRequest(ctx context.Context, app, dir string, out io.Wri
 	if req.Selected, err = d.svc.Setting(ctx, app, "builder", "selected", ""); err != nil {
 		return req, err
 	}
-	if req.EngineSocketFor, err = d.svc.Setting(ctx, app, "compose-admin", "engine-socket", ""); err != nil {
+	if req.EngineSocketFor, err = d.svc.Setting(ctx, app, ComposeAdminNS, "engine-socket", ""); err != nil {
 		return req, err
 	}
 	if sub, err := d.svc.Setting(ctx, app, "builder", "build-dir", ""); err != nil {

@@ -1,7 +1,6 @@
 package buildpacks
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -351,11 +350,6 @@ const procfileStarts = "# No CMD: the Procfile's web command starts the app.\n"
 // procfileWeb reports whether the code's Procfile has a web command (it
 // overrides the image's start command at run time).
 func procfileWeb(dir string) bool {
-	sc := bufio.NewScanner(strings.NewReader(readFile(dir, "Procfile")))
-	for sc.Scan() {
-		if k, _, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "web" {
-			return true
-		}
-	}
-	return false
+	p, err := apps.ParseProcfile([]byte(readFile(dir, "Procfile")))
+	return err == nil && p.Commands["web"] != ""
 }

@@ -22,10 +22,6 @@ type repoWriter interface {
 	CommitFiles(ctx context.Context, app, branch string, files map[string][]byte, message string) (string, error)
 }
 
-// AdminComposeNS holds the compose settings only the server's admin may
-// set (the engine socket for templates that need it).
-const AdminComposeNS = "compose-admin"
-
 func registerTemplates(r *Registry, d Deps) {
 	cat, ok := d.Services.(templateCatalog)
 	if !ok || d.Repos == nil {
@@ -137,7 +133,7 @@ func (d Deps) templatesDeploy(cat templateCatalog) func(ctx context.Context, s *
 		}
 		if t.EngineSocket {
 			sum := sha256.Sum256(compose)
-			if err := d.Apps.SetSetting(ctx, instance, AdminComposeNS, "engine-socket", hex.EncodeToString(sum[:])); err != nil {
+			if err := d.Apps.SetSetting(ctx, instance, apps.ComposeAdminNS, "engine-socket", hex.EncodeToString(sum[:])); err != nil {
 				return err
 			}
 		}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -556,7 +557,7 @@ func (fc *fastConn) copyChunked(ur *bufio.Reader, out []byte) ([]byte, int64, er
 		if out, err = fc.fill(ur, out); err != nil {
 			return nil, err
 		}
-		if b, _ := ur.Peek(ur.Buffered()); !containsLF(b) {
+		if b, _ := ur.Peek(ur.Buffered()); bytes.IndexByte(b, '\n') < 0 {
 			if out, err = fc.flushOut(out); err != nil {
 				return nil, err
 			}
@@ -635,15 +636,6 @@ func (fc *fastConn) copyRechunked(ur *bufio.Reader, out []byte) ([]byte, int64, 
 		out = append(out, "\r\n"...)
 		written += int64(k)
 	}
-}
-
-func containsLF(b []byte) bool {
-	for _, c := range b {
-		if c == '\n' {
-			return true
-		}
-	}
-	return false
 }
 
 // pathOnly is a request target without its query, for the access log.

@@ -235,10 +235,7 @@ func (a API) Schedule(ctx context.Context, kind, name string) (spec, bucket stri
 // BackupList lists backups, newest first.
 func (a API) BackupList(ctx context.Context, kind, name, bucket string) (list []apps.BackupInfo, err error) {
 	err = a.with(ctx, kind, name, func(e *Engine, rec apps.ServiceRecord) error {
-		bs, err := a.M.Backups(ctx, e, rec, bucket)
-		for _, b := range bs {
-			list = append(list, apps.BackupInfo(b))
-		}
+		list, err = a.M.Backups(ctx, e, rec, bucket)
 		return err
 	})
 	return list, err

@@ -32,13 +32,6 @@ type SettingsStore interface {
 
 const backupNS = "service-backups"
 
-// BackupInfo is one backup.
-type BackupInfo struct {
-	Name string
-	Size int64
-	Time time.Time
-}
-
 // backupSettings are a service's backup settings.
 type backupSettings struct {
 	endpoint, access, secret, region, bucket string
@@ -262,8 +255,8 @@ func (m *Manager) s3For(st backupSettings, bucket string) (*s3Client, error) {
 
 // Backups lists a service's backups, newest first: local ones, or those
 // in bucket.
-func (m *Manager) Backups(ctx context.Context, e *Engine, rec apps.ServiceRecord, bucket string) ([]BackupInfo, error) {
-	var out []BackupInfo
+func (m *Manager) Backups(ctx context.Context, e *Engine, rec apps.ServiceRecord, bucket string) ([]apps.BackupInfo, error) {
+	var out []apps.BackupInfo
 	if bucket == "" {
 		entries, err := os.ReadDir(m.localDir(e, rec.Name))
 		if err != nil && !os.IsNotExist(err) {
@@ -274,7 +267,7 @@ func (m *Manager) Backups(ctx context.Context, e *Engine, rec apps.ServiceRecord
 			if err != nil || !fi.Mode().IsRegular() || strings.HasSuffix(ent.Name(), ".part") {
 				continue
 			}
-			out = append(out, BackupInfo{Name: ent.Name(), Size: fi.Size(), Time: fi.ModTime().UTC()})
+			out = append(out, apps.BackupInfo{Name: ent.Name(), Size: fi.Size(), Time: fi.ModTime().UTC()})
 		}
 	} else {
 		st, err := m.backupSettings(ctx, e, rec.Name)
@@ -290,7 +283,7 @@ func (m *Manager) Backups(ctx context.Context, e *Engine, rec apps.ServiceRecord
 			return nil, err
 		}
 		for _, o := range objs {
-			out = append(out, BackupInfo{Name: strings.TrimPrefix(o.Key, s3Key(e, rec.Name, "")), Size: o.Size, Time: o.LastModified.UTC()})
+			out = append(out, apps.BackupInfo{Name: strings.TrimPrefix(o.Key, s3Key(e, rec.Name, "")), Size: o.Size, Time: o.LastModified.UTC()})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name > out[j].Name }) // names carry the time

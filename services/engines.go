@@ -1,7 +1,6 @@
 package services
 
 import (
-	"fmt"
 	"net/url"
 	"sort"
 	"strconv"
@@ -177,5 +176,3 @@ func init() {
 
 // colors are the alternative link aliases, in Dokku's order.
 var colors = []string{"AQUA", "BLACK", "BLUE", "FUCHSIA", "GRAY", "GREEN", "LIME", "MAROON", "NAVY", "OLIVE", "PURPLE", "RED", "SILVER", "TEAL", "WHITE", "YELLOW"}
-
-func (e *Engine) describe() string { return fmt.Sprintf("%s (%s:%s)", e.Title, e.Image, e.Version) }

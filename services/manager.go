@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -383,23 +384,11 @@ func parseBinding(s string) (apps.PortBinding, error) {
 	if err1 != nil || err2 != nil || hp < 1 || hp > 65535 || cp < 1 || cp > 65535 {
 		return apps.PortBinding{}, apps.Errorf(apps.ErrInvalidValue, "Invalid port %q: use 1 to 65535", parts[len(parts)-2])
 	}
-	ip = strings.Trim(ip, "[]")
-	if !validIP(ip) {
+	addr, err := netip.ParseAddr(strings.Trim(ip, "[]"))
+	if err != nil {
 		return apps.PortBinding{}, apps.Errorf(apps.ErrInvalidValue, "Invalid host address %q: use an IP address", ip)
 	}
-	return apps.PortBinding{HostIP: ip, HostPort: hp, ContainerPort: cp}, nil
-}
-
-func validIP(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':') {
-			return false
-		}
-	}
-	return true
+	return apps.PortBinding{HostIP: addr.String(), HostPort: hp, ContainerPort: cp}, nil
 }
 
 // Exec runs cmd in the service's running container with the streams

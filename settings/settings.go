@@ -14,11 +14,12 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/rivetr/rivetr/apps"
 )
 
 // DefaultConfigFile is read when neither --config nor $RIVETR_CONFIG is set.
@@ -165,7 +166,7 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 	default:
 		return Config{}, fmt.Errorf("proxy_access_log (RIVETR_PROXY_ACCESS_LOG): invalid value %q (use true or false)", al)
 	}
-	n, err := ParseSize(c.ProxyMaxBodySize)
+	n, err := apps.ParseBytes(c.ProxyMaxBodySize)
 	if err != nil {
 		return Config{}, fmt.Errorf("proxy_max_body_size (RIVETR_PROXY_MAX_BODY_SIZE): %v", err)
 	}
@@ -262,28 +263,6 @@ func checkAddr(addr string) error {
 		return fmt.Errorf("bad port %q", port)
 	}
 	return nil
-}
-
-// ParseSize reads a size in bytes with an optional k, m or g suffix
-// (powers of 1024, as nginx's client_max_body_size).
-func ParseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	if t != "" {
-		switch t[len(t)-1] {
-		case 'k':
-			mult, t = 1<<10, t[:len(t)-1]
-		case 'm':
-			mult, t = 1<<20, t[:len(t)-1]
-		case 'g':
-			mult, t = 1<<30, t[:len(t)-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("invalid size %q (want bytes, or a number with k, m or g)", s)
-	}
-	return n * mult, nil
 }
 
 func oneLine(err error) string {

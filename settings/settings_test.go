@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rivetr/rivetr/apps"
 )
 
 func clearEnv(t *testing.T) {
@@ -150,8 +152,8 @@ func TestProxySettings(t *testing.T) {
 		t.Errorf("max body %d, access log %v", c.ProxyMaxBody, c.ProxyAccessLog)
 	}
 	for in, want := range map[string]int64{"0": 0, "512": 512, "4k": 4096, "1G": 1 << 30} {
-		if n, err := ParseSize(in); err != nil || n != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, n, err, want)
+		if n, err := apps.ParseBytes(in); err != nil || n != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, n, err, want)
 		}
 	}
 }

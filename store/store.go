@@ -485,7 +485,7 @@ func (s *SQLite) MarkDeployed(ctx context.Context, app string, number int) error
 
 const releaseCols = "number, image, rev, builder, env, status, reason, created_by, created_at, log, procfile, appjson, checks"
 
-func scanRelease(app string, sc interface{ Scan(...any) error }) (apps.Release, error) {
+func scanRelease(app string, sc scanner) (apps.Release, error) {
 	r := apps.Release{App: app}
 	var env []byte
 	var created int64
