@@ -125,10 +125,12 @@ func (d *Deployer) rolloutCompose(ctx context.Context, rel *Release, out io.Writ
 		return fail(fmt.Errorf("list containers of %s: %w", rel.App, err))
 	}
 	existing = slices.DeleteFunc(existing, func(c Container) bool { return c.Labels[LabelProcess] == "run" })
-	needs := map[string]string{} // service -> strongest condition a dependent asks
+	// service -> the strongest condition a dependent asks of it
+	rank := map[string]int{ConditionStarted: 1, ConditionCompleted: 2, ConditionHealthy: 3}
+	needs := map[string]string{}
 	for _, s := range p.Services {
 		for dep, cond := range s.DependsOn {
-			if cond == ConditionHealthy || needs[dep] == "" || (cond == ConditionCompleted && needs[dep] != ConditionHealthy) {
+			if rank[cond] > rank[needs[dep]] {
 				needs[dep] = cond
 			}
 		}
@@ -160,11 +162,12 @@ func (d *Deployer) rolloutCompose(ctx context.Context, rel *Release, out io.Writ
 				keep[c.ID] = true
 				continue
 			}
-			// Recreated: the old one stops first (it may hold a volume).
+			// Recreated: the old one stops first (it may hold a volume),
+			// so it is not left for the retirement below.
 			for _, c := range existing {
 				if c.Labels[LabelProcess] == s.Name {
 					d.stopRemove(context.WithoutCancel(ctx), c, rel.App)
-					keep[c.ID] = true // gone already
+					keep[c.ID] = true
 				}
 			}
 		}

@@ -1626,7 +1626,16 @@ func (d *Deployer) Restore(ctx context.Context) error {
 		if rel.Builder == BuilderStatic && !d.stopped(ctx, app.Name) {
 			d.routeStatic(ctx, app.Name, rel)
 		}
-		cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app.Name, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: d.webProcess(rel)})
+		web, kept := "web", map[string]bool{} // kept: compose services whose older containers stay
+		if rel.Builder == BuilderCompose {
+			if p, err := d.loadCompose(&rel); err == nil {
+				web = p.Web
+				for _, s := range p.Services {
+					kept[s.Name] = s.Name != p.Web
+				}
+			}
+		}
+		cs, err := d.runtime.List(ctx, map[string]string{LabelApp: app.Name, LabelRelease: strconv.Itoa(rel.Number), LabelProcess: web})
 		if err != nil {
 			return fmt.Errorf("list containers of %s: %w", app.Name, err)
 		}
@@ -1646,18 +1655,8 @@ func (d *Deployer) Restore(ctx context.Context) error {
 			return fmt.Errorf("list containers of %s: %w", app.Name, err)
 		}
 		old := slices.DeleteFunc(all, func(c Container) bool {
-			return c.Labels[LabelProcess] == "run" || c.Labels[LabelRelease] == strconv.Itoa(rel.Number)
+			return c.Labels[LabelProcess] == "run" || c.Labels[LabelRelease] == strconv.Itoa(rel.Number) || kept[c.Labels[LabelProcess]]
 		})
-		if rel.Builder == BuilderCompose {
-			// Unchanged services keep containers of earlier releases.
-			in := map[string]bool{}
-			if p, err := d.loadCompose(&rel); err == nil {
-				for _, s := range p.Services {
-					in[s.Name] = s.Name != p.Web
-				}
-			}
-			old = slices.DeleteFunc(old, func(c Container) bool { return in[c.Labels[LabelProcess]] })
-		}
 		cfg, err := d.checkSettings(ctx, app.Name)
 		if err != nil {
 			return err

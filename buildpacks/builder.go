@@ -109,7 +109,7 @@ func (b *Builder) external(ctx context.Context, req apps.BuildRequest, plan apps
 		return fmt.Errorf("%s is not installed on this server: install it (%s) or choose another builder with builder:set %s selected dockerfile|go|node|python|ruby|static", plan.Builder, installHint[plan.Builder], req.App)
 	}
 	tmp := req.Tag + "-" + plan.Builder
-	args := externalArgs(plan, req, tmp)
+	args := externalArgs(plan.Builder, req, tmp)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = req.Dir
 	cmd.Stdout, cmd.Stderr = req.Out, req.Out
@@ -141,12 +141,11 @@ const DefaultPackBuilder = "paketobuildpacks/builder-jammy-base"
 
 // externalCommand is the command line builder:plan shows.
 func externalCommand(builder string, req apps.BuildRequest) []string {
-	plan := apps.BuildPlan{Builder: builder}
-	return append([]string{builder}, externalArgs(plan, req, req.Tag)...)
+	return append([]string{builder}, externalArgs(builder, req, req.Tag)...)
 }
 
-func externalArgs(plan apps.BuildPlan, req apps.BuildRequest, tag string) []string {
-	switch plan.Builder {
+func externalArgs(builder string, req apps.BuildRequest, tag string) []string {
+	switch builder {
 	case "pack":
 		builder := req.Packs["pack-builder"]
 		if builder == "" {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/rivetr/rivetr/apps"
 )
@@ -62,10 +61,10 @@ func copyTree(src, dst string) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (d.Name() == ".git" && rel != ".") {
+		if d.IsDir() && d.Name() == ".git" && rel != "." {
 			return filepath.SkipDir
 		}
-		if rel == generatedDockerfile || strings.HasPrefix(rel, ".git"+string(filepath.Separator)) {
+		if rel == generatedDockerfile {
 			return nil
 		}
 		target := filepath.Join(dst, rel)

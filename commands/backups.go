@@ -22,25 +22,23 @@ type backupAPI interface {
 // registerBackups adds an engine's backup commands when the services
 // side can back up.
 func registerBackups(r *Registry, ns *Namespace, s svc) {
-	{
-		b, ok := s.api.(backupAPI)
-		if !ok {
-			return
-		}
-		n := s.name
-		r.Add(ns,
-			Command{Name: n + ":backup", Usage: n + ":backup <service> [<bucket>] [--dir PATH]", Help: "Back the service up: to the local backup directory (or --dir, on the server only), or to an S3 bucket", Run: s.backup(b)},
-			Command{Name: n + ":backup-auth", Usage: n + ":backup-auth <service> <endpoint-url> <access-key> <secret-key> [<region>] [<bucket>]", Help: "Store the S3-compatible storage credentials of the service's backups", Run: s.backupAuth(b)},
-			Command{Name: n + ":backup-deauth", Usage: n + ":backup-deauth <service>", Help: "Forget the S3 credentials", Run: s.backupDeauth(b)},
-			Command{Name: n + ":backup-list", Usage: n + ":backup-list <service> [<bucket>]", Help: "List the service's backups, newest first", Run: s.backupList(b)},
-			Command{Name: n + ":backup-restore", Usage: n + ":backup-restore <service> [<backup>] [--bucket BUCKET]", Help: "Restore a backup (default: the newest) into the service", Run: s.backupRestore(b)},
-			Command{Name: n + ":backup-schedule", Usage: n + ":backup-schedule <service> <cron> [<bucket>]", Help: "Back the service up on a cron schedule (5 fields, UTC), locally or to a bucket", Run: s.backupSchedule(b)},
-			Command{Name: n + ":backup-schedule-cat", Usage: n + ":backup-schedule-cat <service>", Help: "Show the backup schedule", Run: s.backupScheduleCat(b)},
-			Command{Name: n + ":backup-unschedule", Usage: n + ":backup-unschedule <service>", Help: "Stop scheduled backups", Run: s.backupUnschedule(b)},
-			Command{Name: n + ":backup-set-encryption", Usage: n + ":backup-set-encryption <service> <passphrase>", Help: "Encrypt the service's backups (AES-256-GCM, key from the passphrase by scrypt)", Run: s.backupEncryption(b, true)},
-			Command{Name: n + ":backup-unset-encryption", Usage: n + ":backup-unset-encryption <service>", Help: "Stop encrypting backups", Run: s.backupEncryption(b, false)},
-		)
+	b, ok := s.api.(backupAPI)
+	if !ok {
+		return
 	}
+	n := s.k.Name
+	r.Add(ns,
+		Command{Name: n + ":backup", Usage: n + ":backup <service> [<bucket>] [--dir PATH]", Help: "Back the service up: to the local backup directory (or --dir, on the server only), or to an S3 bucket", Run: s.backup(b)},
+		Command{Name: n + ":backup-auth", Usage: n + ":backup-auth <service> <endpoint-url> <access-key> <secret-key> [<region>] [<bucket>]", Help: "Store the S3-compatible storage credentials of the service's backups", Run: s.backupAuth(b)},
+		Command{Name: n + ":backup-deauth", Usage: n + ":backup-deauth <service>", Help: "Forget the S3 credentials", Run: s.backupDeauth(b)},
+		Command{Name: n + ":backup-list", Usage: n + ":backup-list <service> [<bucket>]", Help: "List the service's backups, newest first", Run: s.backupList(b)},
+		Command{Name: n + ":backup-restore", Usage: n + ":backup-restore <service> [<backup>] [--bucket BUCKET]", Help: "Restore a backup (default: the newest) into the service", Run: s.backupRestore(b)},
+		Command{Name: n + ":backup-schedule", Usage: n + ":backup-schedule <service> <cron> [<bucket>]", Help: "Back the service up on a cron schedule (5 fields, UTC), locally or to a bucket", Run: s.backupSchedule(b)},
+		Command{Name: n + ":backup-schedule-cat", Usage: n + ":backup-schedule-cat <service>", Help: "Show the backup schedule", Run: s.backupScheduleCat(b)},
+		Command{Name: n + ":backup-unschedule", Usage: n + ":backup-unschedule <service>", Help: "Stop scheduled backups", Run: s.backupUnschedule(b)},
+		Command{Name: n + ":backup-set-encryption", Usage: n + ":backup-set-encryption <service> <passphrase>", Help: "Encrypt the service's backups (AES-256-GCM, key from the passphrase by scrypt)", Run: s.backupEncryption(b, true)},
+		Command{Name: n + ":backup-unset-encryption", Usage: n + ":backup-unset-encryption <service>", Help: "Stop encrypting backups", Run: s.backupEncryption(b, false)},
+	)
 }
 
 type svcRun = func(ctx context.Context, sess *Session, args []string) error
@@ -50,12 +48,12 @@ func (s svc) backup(b backupAPI) svcRun {
 		var dir string
 		args, err := NewFlags().String(&dir, "dir").Parse(args)
 		if err != nil || len(args) < 1 || len(args) > 2 || (dir != "" && len(args) == 2) {
-			return Failf("Usage: rivetr %s:backup <service> [<bucket>] [--dir PATH]", s.name)
+			return Failf("Usage: rivetr %s:backup <service> [<bucket>] [--dir PATH]", s.k.Name)
 		}
 		if dir != "" {
 			// Writing a server path is for the server's admin only.
 			if !sess.Admin {
-				return Failf("%s:backup --dir works only on the server; over SSH back up to the default directory or a bucket", s.name)
+				return Failf("%s:backup --dir works only on the server; over SSH back up to the default directory or a bucket", s.k.Name)
 			}
 			dir = sess.Path(dir)
 		}
@@ -63,11 +61,11 @@ func (s svc) backup(b backupAPI) svcRun {
 		if len(args) == 2 {
 			bucket = args[1]
 		}
-		if _, err := s.api.Record(ctx, s.name, args[0]); err != nil {
+		if _, err := s.api.Record(ctx, s.k.Name, args[0]); err != nil {
 			return err
 		}
 		sess.Step("Backing up %s %s", s.k.Title, args[0])
-		where, err := b.Backup(ctx, s.name, args[0], dir, bucket)
+		where, err := b.Backup(ctx, s.k.Name, args[0], dir, bucket)
 		if err != nil {
 			return err
 		}
@@ -79,10 +77,10 @@ func (s svc) backup(b backupAPI) svcRun {
 func (s svc) backupAuth(b backupAPI) svcRun {
 	return func(ctx context.Context, sess *Session, args []string) error {
 		if len(args) < 4 || len(args) > 6 {
-			return Failf("Usage: rivetr %s:backup-auth <service> <endpoint-url> <access-key> <secret-key> [<region>] [<bucket>]", s.name)
+			return Failf("Usage: rivetr %s:backup-auth <service> <endpoint-url> <access-key> <secret-key> [<region>] [<bucket>]", s.k.Name)
 		}
 		args = append(args, "", "")
-		if err := b.BackupAuth(ctx, s.name, args[0], args[1], args[2], args[3], args[4], args[5]); err != nil {
+		if err := b.BackupAuth(ctx, s.k.Name, args[0], args[1], args[2], args[3], args[4], args[5]); err != nil {
 			return err
 		}
 		sess.Step("Stored the backup credentials of %s (the secret is not shown again)", args[0])
@@ -93,9 +91,9 @@ func (s svc) backupAuth(b backupAPI) svcRun {
 func (s svc) backupDeauth(b backupAPI) svcRun {
 	return func(ctx context.Context, sess *Session, args []string) error {
 		if len(args) != 1 {
-			return Failf("Usage: rivetr %s:backup-deauth <service>", s.name)
+			return Failf("Usage: rivetr %s:backup-deauth <service>", s.k.Name)
 		}
-		if err := b.BackupAuth(ctx, s.name, args[0], "", "", "", "", ""); err != nil {
+		if err := b.BackupAuth(ctx, s.k.Name, args[0], "", "", "", "", ""); err != nil {
 			return err
 		}
 		sess.Step("Removed the backup credentials of %s", args[0])
@@ -106,13 +104,13 @@ func (s svc) backupDeauth(b backupAPI) svcRun {
 func (s svc) backupList(b backupAPI) svcRun {
 	return func(ctx context.Context, sess *Session, args []string) error {
 		if len(args) < 1 || len(args) > 2 {
-			return Failf("Usage: rivetr %s:backup-list <service> [<bucket>]", s.name)
+			return Failf("Usage: rivetr %s:backup-list <service> [<bucket>]", s.k.Name)
 		}
 		bucket := ""
 		if len(args) == 2 {
 			bucket = args[1]
 		}
-		list, err := b.BackupList(ctx, s.name, args[0], bucket)
+		list, err := b.BackupList(ctx, s.k.Name, args[0], bucket)
 		if err != nil {
 			return err
 		}
@@ -129,13 +127,13 @@ func (s svc) backupRestore(b backupAPI) svcRun {
 		var bucket string
 		args, err := NewFlags().String(&bucket, "bucket").Parse(args)
 		if err != nil || len(args) < 1 || len(args) > 2 {
-			return Failf("Usage: rivetr %s:backup-restore <service> [<backup>] [--bucket BUCKET]", s.name)
+			return Failf("Usage: rivetr %s:backup-restore <service> [<backup>] [--bucket BUCKET]", s.k.Name)
 		}
 		backup := ""
 		if len(args) == 2 {
 			backup = args[1]
 		}
-		name, err := b.BackupRestore(ctx, s.name, args[0], backup, bucket, io.Discard)
+		name, err := b.BackupRestore(ctx, s.k.Name, args[0], backup, bucket, io.Discard)
 		if err != nil {
 			return err
 		}
@@ -147,13 +145,13 @@ func (s svc) backupRestore(b backupAPI) svcRun {
 func (s svc) backupSchedule(b backupAPI) svcRun {
 	return func(ctx context.Context, sess *Session, args []string) error {
 		if len(args) < 2 || len(args) > 3 {
-			return Failf("Usage: rivetr %s:backup-schedule <service> <cron> [<bucket>]", s.name)
+			return Failf("Usage: rivetr %s:backup-schedule <service> <cron> [<bucket>]", s.k.Name)
 		}
 		bucket := ""
 		if len(args) == 3 {
 			bucket = args[2]
 		}
-		if err := b.BackupSchedule(ctx, s.name, args[0], args[1], bucket); err != nil {
+		if err := b.BackupSchedule(ctx, s.k.Name, args[0], args[1], bucket); err != nil {
 			return err
 		}
 		sess.Step("Backups of %s scheduled: %s", args[0], args[1])
@@ -164,9 +162,9 @@ func (s svc) backupSchedule(b backupAPI) svcRun {
 func (s svc) backupScheduleCat(b backupAPI) svcRun {
 	return func(ctx context.Context, sess *Session, args []string) error {
 		if len(args) != 1 {
-			return Failf("Usage: rivetr %s:backup-schedule-cat <service>", s.name)
+			return Failf("Usage: rivetr %s:backup-schedule-cat <service>", s.k.Name)
 		}
-		spec, bucket, err := b.Schedule(ctx, s.name, args[0])
+		spec, bucket, err := b.Schedule(ctx, s.k.Name, args[0])
 		if err != nil {
 			return err
 		}
@@ -184,9 +182,9 @@ func (s svc) backupScheduleCat(b backupAPI) svcRun {
 func (s svc) backupUnschedule(b backupAPI) svcRun {
 	return func(ctx context.Context, sess *Session, args []string) error {
 		if len(args) != 1 {
-			return Failf("Usage: rivetr %s:backup-unschedule <service>", s.name)
+			return Failf("Usage: rivetr %s:backup-unschedule <service>", s.k.Name)
 		}
-		if err := b.BackupSchedule(ctx, s.name, args[0], "", ""); err != nil {
+		if err := b.BackupSchedule(ctx, s.k.Name, args[0], "", ""); err != nil {
 			return err
 		}
 		sess.Step("Backups of %s unscheduled", args[0])
@@ -202,9 +200,9 @@ func (s svc) backupEncryption(b backupAPI, set bool) svcRun {
 		}
 		if len(args) != want {
 			if set {
-				return Failf("Usage: rivetr %s:backup-set-encryption <service> <passphrase>", s.name)
+				return Failf("Usage: rivetr %s:backup-set-encryption <service> <passphrase>", s.k.Name)
 			}
-			return Failf("Usage: rivetr %s:backup-unset-encryption <service>", s.name)
+			return Failf("Usage: rivetr %s:backup-unset-encryption <service>", s.k.Name)
 		}
 		pass := ""
 		if set {
@@ -212,7 +210,7 @@ func (s svc) backupEncryption(b backupAPI, set bool) svcRun {
 				return Failf("The passphrase must have at least 8 characters")
 			}
 		}
-		if err := b.BackupEncryption(ctx, s.name, args[0], pass); err != nil {
+		if err := b.BackupEncryption(ctx, s.k.Name, args[0], pass); err != nil {
 			return err
 		}
 		if set {

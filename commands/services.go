@@ -48,14 +48,13 @@ func registerServices(r *Registry, d Deps) {
 
 // svc is one engine's namespace.
 type svc struct {
-	d    Deps
-	k    apps.ServiceKind
-	api  serviceAPI
-	name string // the namespace
+	d   Deps
+	k   apps.ServiceKind // k.Name is the namespace
+	api serviceAPI
 }
 
 func registerServiceKind(r *Registry, d Deps, k apps.ServiceKind) {
-	s := svc{d: d, k: k, api: d.Services, name: k.Name}
+	s := svc{d: d, k: k, api: d.Services}
 	ns := r.Namespace(k.Name, "Manage "+k.Title+" services")
 	n := k.Name
 	r.Add(ns,
@@ -91,7 +90,7 @@ func (s svc) one(ctx context.Context, args []string, usage string) (apps.Service
 	if len(args) != 1 {
 		return apps.ServiceRecord{}, Failf("Usage: rivetr %s", usage)
 	}
-	return s.api.Record(ctx, s.name, args[0])
+	return s.api.Record(ctx, s.k.Name, args[0])
 }
 
 func (s svc) create(ctx context.Context, sess *Session, args []string) error {
@@ -101,7 +100,7 @@ func (s svc) create(ctx context.Context, sess *Session, args []string) error {
 		String(&o.Password, "password", "p").String(&o.RootPassword, "root-password", "r").
 		String(&customEnv, "custom-env", "C").String(&memory, "memory", "m").Parse(args)
 	if err != nil || len(args) != 1 {
-		return Failf("Usage: rivetr %s:create <service> [--image IMAGE] [--image-version VERSION] [--password PASS] [--root-password PASS] [--custom-env \"A=b;C=d\"] [--memory SIZE]", s.name)
+		return Failf("Usage: rivetr %s:create <service> [--image IMAGE] [--image-version VERSION] [--password PASS] [--root-password PASS] [--custom-env \"A=b;C=d\"] [--memory SIZE]", s.k.Name)
 	}
 	if err := apps.ValidateServiceName(args[0]); err != nil {
 		return err
@@ -126,14 +125,14 @@ func (s svc) create(ctx context.Context, sess *Session, args []string) error {
 			return err
 		}
 	}
-	return s.api.Create(ctx, s.name, args[0], o, sess.Stdout)
+	return s.api.Create(ctx, s.k.Name, args[0], o, sess.Stdout)
 }
 
 func (s svc) info() Report {
 	return Report{
 		Title: "%s " + strings.ToLower(s.k.Title) + " service information",
 		Subjects: func(ctx context.Context) ([]string, error) {
-			recs, err := s.api.List(ctx, s.name)
+			recs, err := s.api.List(ctx, s.k.Name)
 			names := make([]string, len(recs))
 			for i, r := range recs {
 				names[i] = r.Name
@@ -141,12 +140,12 @@ func (s svc) info() Report {
 			return names, err
 		},
 		Fields: func(ctx context.Context, name string) ([]Field, error) {
-			rec, err := s.api.Record(ctx, s.name, name)
+			rec, err := s.api.Record(ctx, s.k.Name, name)
 			if err != nil {
 				return nil, err
 			}
-			status, id, dsn, host, volume := s.api.Details(ctx, s.name, rec)
-			links, err := s.api.Links(ctx, s.name, name)
+			status, id, dsn, host, volume := s.api.Details(ctx, s.k.Name, rec)
+			links, err := s.api.Links(ctx, s.k.Name, name)
 			if err != nil {
 				return nil, err
 			}
@@ -180,9 +179,9 @@ func (s svc) info() Report {
 
 func (s svc) list(ctx context.Context, sess *Session, args []string) error {
 	if len(args) > 0 {
-		return Failf("Usage: rivetr %s:list", s.name)
+		return Failf("Usage: rivetr %s:list", s.k.Name)
 	}
-	recs, err := s.api.List(ctx, s.name)
+	recs, err := s.api.List(ctx, s.k.Name)
 	if err != nil {
 		return err
 	}
@@ -194,7 +193,7 @@ func (s svc) list(ctx context.Context, sess *Session, args []string) error {
 }
 
 func (s svc) exists(ctx context.Context, sess *Session, args []string) error {
-	_, err := s.one(ctx, args, s.name+":exists <service>")
+	_, err := s.one(ctx, args, s.k.Name+":exists <service>")
 	if err == nil {
 		sess.Step("Service %s exists", args[0])
 	}
@@ -211,7 +210,7 @@ func (s svc) linkArgs(ctx context.Context, args []string, usage string, flags *F
 	if err != nil || len(args) != 2 {
 		return apps.ServiceRecord{}, "", false, Failf("Usage: rivetr %s", usage)
 	}
-	rec, err := s.api.Record(ctx, s.name, args[0])
+	rec, err := s.api.Record(ctx, s.k.Name, args[0])
 	if err != nil {
 		return rec, "", false, err
 	}
@@ -223,40 +222,40 @@ func (s svc) linkArgs(ctx context.Context, args []string, usage string, flags *F
 
 func (s svc) link(ctx context.Context, sess *Session, args []string) error {
 	var alias, qs string
-	rec, app, noRestart, err := s.linkArgs(ctx, args, s.name+":link <service> <app> [--alias ALIAS] [--querystring QS] [--no-restart]",
+	rec, app, noRestart, err := s.linkArgs(ctx, args, s.k.Name+":link <service> <app> [--alias ALIAS] [--querystring QS] [--no-restart]",
 		NewFlags().String(&alias, "alias", "a").String(&qs, "querystring", "q"))
 	if err != nil {
 		return err
 	}
-	key, err := s.api.Link(ctx, s.name, rec.Name, app, alias, qs)
+	key, err := s.api.Link(ctx, s.k.Name, rec.Name, app, alias, qs)
 	if err != nil {
 		return err
 	}
 	sess.Step("Setting config vars")
-	sess.Detail("%s:  %s", key, "(a "+s.k.Title+" URL; see "+s.name+":info "+rec.Name+" --dsn)")
-	return s.d.restart(ctx, sess, app, "link "+s.name+" "+rec.Name, noRestart)
+	sess.Detail("%s:  %s", key, "(a "+s.k.Title+" URL; see "+s.k.Name+":info "+rec.Name+" --dsn)")
+	return s.d.restart(ctx, sess, app, "link "+s.k.Name+" "+rec.Name, noRestart)
 }
 
 func (s svc) unlink(ctx context.Context, sess *Session, args []string) error {
-	rec, app, noRestart, err := s.linkArgs(ctx, args, s.name+":unlink <service> <app> [--no-restart]", nil)
+	rec, app, noRestart, err := s.linkArgs(ctx, args, s.k.Name+":unlink <service> <app> [--no-restart]", nil)
 	if err != nil {
 		return err
 	}
-	key, err := s.api.Unlink(ctx, s.name, rec.Name, app)
+	key, err := s.api.Unlink(ctx, s.k.Name, rec.Name, app)
 	if err != nil {
 		return err
 	}
 	sess.Step("Unsetting config vars")
 	sess.Detail("%s", key)
-	return s.d.restart(ctx, sess, app, "unlink "+s.name+" "+rec.Name, noRestart)
+	return s.d.restart(ctx, sess, app, "unlink "+s.k.Name+" "+rec.Name, noRestart)
 }
 
 func (s svc) promote(ctx context.Context, sess *Session, args []string) error {
-	rec, app, noRestart, err := s.linkArgs(ctx, args, s.name+":promote <service> <app> [--no-restart]", nil)
+	rec, app, noRestart, err := s.linkArgs(ctx, args, s.k.Name+":promote <service> <app> [--no-restart]", nil)
 	if err != nil {
 		return err
 	}
-	set, err := s.api.Promote(ctx, s.name, rec.Name, app)
+	set, err := s.api.Promote(ctx, s.k.Name, rec.Name, app)
 	if err != nil {
 		return err
 	}
@@ -264,15 +263,15 @@ func (s svc) promote(ctx context.Context, sess *Session, args []string) error {
 	for _, k := range sortedKeys(set) {
 		sess.Detail("%s", k)
 	}
-	return s.d.restart(ctx, sess, app, "promote "+s.name+" "+rec.Name, noRestart)
+	return s.d.restart(ctx, sess, app, "promote "+s.k.Name+" "+rec.Name, noRestart)
 }
 
 func (s svc) links(ctx context.Context, sess *Session, args []string) error {
-	rec, err := s.one(ctx, args, s.name+":links <service>")
+	rec, err := s.one(ctx, args, s.k.Name+":links <service>")
 	if err != nil {
 		return err
 	}
-	links, err := s.api.Links(ctx, s.name, rec.Name)
+	links, err := s.api.Links(ctx, s.k.Name, rec.Name)
 	if err != nil {
 		return err
 	}
@@ -284,15 +283,15 @@ func (s svc) links(ctx context.Context, sess *Session, args []string) error {
 
 func (s svc) linked(ctx context.Context, sess *Session, args []string) error {
 	if len(args) != 2 {
-		return Failf("Usage: rivetr %s:linked <service> <app>", s.name)
+		return Failf("Usage: rivetr %s:linked <service> <app>", s.k.Name)
 	}
-	if _, err := s.api.Record(ctx, s.name, args[0]); err != nil {
+	if _, err := s.api.Record(ctx, s.k.Name, args[0]); err != nil {
 		return err
 	}
 	if _, err := s.d.Apps.App(ctx, args[1]); err != nil {
 		return err
 	}
-	links, err := s.api.Links(ctx, s.name, args[0])
+	links, err := s.api.Links(ctx, s.k.Name, args[0])
 	if err != nil {
 		return err
 	}
@@ -306,7 +305,7 @@ func (s svc) linked(ctx context.Context, sess *Session, args []string) error {
 
 func (s svc) appLinks(ctx context.Context, sess *Session, args []string) error {
 	if len(args) != 1 {
-		return Failf("Usage: rivetr %s:app-links <app>", s.name)
+		return Failf("Usage: rivetr %s:app-links <app>", s.k.Name)
 	}
 	if _, err := s.d.Apps.App(ctx, args[0]); err != nil {
 		return err
@@ -316,7 +315,7 @@ func (s svc) appLinks(ctx context.Context, sess *Session, args []string) error {
 		return err
 	}
 	for _, l := range links {
-		if l.Engine == s.name {
+		if l.Engine == s.k.Name {
 			sess.Println(l.Service)
 		}
 	}
@@ -324,19 +323,19 @@ func (s svc) appLinks(ctx context.Context, sess *Session, args []string) error {
 }
 
 func (s svc) connect(ctx context.Context, sess *Session, args []string) error {
-	rec, err := s.one(ctx, args, s.name+":connect <service>")
+	rec, err := s.one(ctx, args, s.k.Name+":connect <service>")
 	if err != nil {
 		return err
 	}
-	code, err := s.api.Connect(ctx, s.name, rec.Name, sess.streams())
+	code, err := s.api.Connect(ctx, s.k.Name, rec.Name, sess.streams())
 	return exitStatus(code, err)
 }
 
 func (s svc) enter(ctx context.Context, sess *Session, args []string) error {
 	if len(args) == 0 {
-		return Failf("Usage: rivetr %s:enter <service> [<command>...]", s.name)
+		return Failf("Usage: rivetr %s:enter <service> [<command>...]", s.k.Name)
 	}
-	rec, err := s.api.Record(ctx, s.name, args[0])
+	rec, err := s.api.Record(ctx, s.k.Name, args[0])
 	if err != nil {
 		return err
 	}
@@ -344,24 +343,24 @@ func (s svc) enter(ctx context.Context, sess *Session, args []string) error {
 	if len(cmd) > 0 && cmd[0] == "--" {
 		cmd = cmd[1:]
 	}
-	code, err := s.api.Enter(ctx, s.name, rec.Name, cmd, sess.streams())
+	code, err := s.api.Enter(ctx, s.k.Name, rec.Name, cmd, sess.streams())
 	return exitStatus(code, err)
 }
 
 func (s svc) export(ctx context.Context, sess *Session, args []string) error {
-	rec, err := s.one(ctx, args, s.name+":export <service>")
+	rec, err := s.one(ctx, args, s.k.Name+":export <service>")
 	if err != nil {
 		return err
 	}
-	return s.api.Export(ctx, s.name, rec.Name, sess.Stdout)
+	return s.api.Export(ctx, s.k.Name, rec.Name, sess.Stdout)
 }
 
 func (s svc) importDump(ctx context.Context, sess *Session, args []string) error {
-	rec, err := s.one(ctx, args, s.name+":import <service>")
+	rec, err := s.one(ctx, args, s.k.Name+":import <service>")
 	if err != nil {
 		return err
 	}
-	if err := s.api.Import(ctx, s.name, rec.Name, sess.Stdin, io.Discard); err != nil {
+	if err := s.api.Import(ctx, s.k.Name, rec.Name, sess.Stdin, io.Discard); err != nil {
 		return err
 	}
 	sess.Step("Imported into %s %s", s.k.Title, rec.Name)
@@ -372,7 +371,7 @@ func (s svc) logs(ctx context.Context, sess *Session, args []string) error {
 	var follow bool
 	args, err := NewFlags().Bool(&follow, "tail", "t").Parse(args)
 	if err != nil || len(args) < 1 || len(args) > 2 {
-		return Failf("Usage: rivetr %s:logs <service> [-t|--tail] [<lines>]", s.name)
+		return Failf("Usage: rivetr %s:logs <service> [-t|--tail] [<lines>]", s.k.Name)
 	}
 	opts := apps.LogOptions{Follow: follow, Tail: 100}
 	if len(args) == 2 {
@@ -382,22 +381,22 @@ func (s svc) logs(ctx context.Context, sess *Session, args []string) error {
 		}
 		opts.Tail = n
 	}
-	rec, err := s.api.Record(ctx, s.name, args[0])
+	rec, err := s.api.Record(ctx, s.k.Name, args[0])
 	if err != nil {
 		return err
 	}
-	return s.api.Logs(ctx, s.name, rec.Name, opts, sess.streams())
+	return s.api.Logs(ctx, s.k.Name, rec.Name, opts, sess.streams())
 }
 
 func (s svc) expose(ctx context.Context, sess *Session, args []string) error {
 	if len(args) < 2 {
-		return Failf("Usage: rivetr %s:expose <service> [<ip>:]<port>", s.name)
+		return Failf("Usage: rivetr %s:expose <service> [<ip>:]<port>", s.k.Name)
 	}
-	rec, err := s.api.Record(ctx, s.name, args[0])
+	rec, err := s.api.Record(ctx, s.k.Name, args[0])
 	if err != nil {
 		return err
 	}
-	if err := s.api.Expose(ctx, s.name, rec.Name, args[1:], sess.Stdout); err != nil {
+	if err := s.api.Expose(ctx, s.k.Name, rec.Name, args[1:], sess.Stdout); err != nil {
 		return err
 	}
 	sess.Step("Service %s exposed on port(s) %s", rec.Name, strings.Join(args[1:], " "))
@@ -406,22 +405,22 @@ func (s svc) expose(ctx context.Context, sess *Session, args []string) error {
 
 func (s svc) simple(action string) func(ctx context.Context, sess *Session, args []string) error {
 	return func(ctx context.Context, sess *Session, args []string) error {
-		rec, err := s.one(ctx, args, s.name+":"+action+" <service>")
+		rec, err := s.one(ctx, args, s.k.Name+":"+action+" <service>")
 		if err != nil {
 			return err
 		}
 		switch action {
 		case "unexpose":
-			err = s.api.Unexpose(ctx, s.name, rec.Name, sess.Stdout)
+			err = s.api.Unexpose(ctx, s.k.Name, rec.Name, sess.Stdout)
 		case "start":
 			sess.Step("Starting container")
-			err = s.api.Start(ctx, s.name, rec.Name, sess.Stdout)
+			err = s.api.Start(ctx, s.k.Name, rec.Name, sess.Stdout)
 		case "stop":
 			sess.Step("Stopping container")
-			err = s.api.Stop(ctx, s.name, rec.Name)
+			err = s.api.Stop(ctx, s.k.Name, rec.Name)
 		case "restart":
 			sess.Step("Restarting container")
-			err = s.api.Start(ctx, s.name, rec.Name, sess.Stdout)
+			err = s.api.Start(ctx, s.k.Name, rec.Name, sess.Stdout)
 		}
 		if err != nil {
 			return err
@@ -435,18 +434,18 @@ func (s svc) upgrade(ctx context.Context, sess *Session, args []string) error {
 	var image, version string
 	args, err := NewFlags().String(&image, "image", "i").String(&version, "image-version", "I").Parse(args)
 	if err != nil || len(args) != 1 {
-		return Failf("Usage: rivetr %s:upgrade <service> [--image IMAGE] [--image-version VERSION]", s.name)
+		return Failf("Usage: rivetr %s:upgrade <service> [--image IMAGE] [--image-version VERSION]", s.k.Name)
 	}
 	for _, v := range []string{image, version} {
 		if err := validImage(v); v != "" && err != nil {
 			return Failf("Invalid image or version %q", v)
 		}
 	}
-	rec, err := s.api.Record(ctx, s.name, args[0])
+	rec, err := s.api.Record(ctx, s.k.Name, args[0])
 	if err != nil {
 		return err
 	}
-	if err := s.api.Upgrade(ctx, s.name, rec.Name, image, version, sess.Stdout); err != nil {
+	if err := s.api.Upgrade(ctx, s.k.Name, rec.Name, image, version, sess.Stdout); err != nil {
 		return err
 	}
 	sess.Step("%s %s upgraded", s.k.Title, rec.Name)
@@ -455,16 +454,16 @@ func (s svc) upgrade(ctx context.Context, sess *Session, args []string) error {
 
 func (s svc) clone(ctx context.Context, sess *Session, args []string) error {
 	if len(args) != 2 {
-		return Failf("Usage: rivetr %s:clone <service> <new-service>", s.name)
+		return Failf("Usage: rivetr %s:clone <service> <new-service>", s.k.Name)
 	}
-	rec, err := s.api.Record(ctx, s.name, args[0])
+	rec, err := s.api.Record(ctx, s.k.Name, args[0])
 	if err != nil {
 		return err
 	}
 	if err := apps.ValidateServiceName(args[1]); err != nil {
 		return err
 	}
-	if err := s.api.Clone(ctx, s.name, rec.Name, args[1], sess.Stdout); err != nil {
+	if err := s.api.Clone(ctx, s.k.Name, rec.Name, args[1], sess.Stdout); err != nil {
 		return err
 	}
 	sess.Step("Cloned %s to %s", rec.Name, args[1])
@@ -475,13 +474,13 @@ func (s svc) destroy(ctx context.Context, sess *Session, args []string) error {
 	var force bool
 	args, err := NewFlags().Bool(&force, "force", "f").Parse(args)
 	if err != nil || len(args) != 1 {
-		return Failf("Usage: rivetr %s:destroy <service> [--force]", s.name)
+		return Failf("Usage: rivetr %s:destroy <service> [--force]", s.k.Name)
 	}
-	rec, err := s.api.Record(ctx, s.name, args[0])
+	rec, err := s.api.Record(ctx, s.k.Name, args[0])
 	if err != nil {
 		return err
 	}
-	if links, err := s.api.Links(ctx, s.name, rec.Name); err != nil {
+	if links, err := s.api.Links(ctx, s.k.Name, rec.Name); err != nil {
 		return err
 	} else if len(links) > 0 {
 		return Failf("Cannot delete linked service")
@@ -492,7 +491,7 @@ func (s svc) destroy(ctx context.Context, sess *Session, args []string) error {
 		}
 	}
 	sess.Step("Deleting %s", rec.Name)
-	if err := s.api.Destroy(ctx, s.name, rec.Name); err != nil {
+	if err := s.api.Destroy(ctx, s.k.Name, rec.Name); err != nil {
 		return err
 	}
 	sess.Step("%s %s deleted", s.k.Title, rec.Name)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -95,16 +96,11 @@ func (s *server) proxyRequest(t *testing.T, app, path string, hdr map[string]str
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp, b.String()
+	return resp, string(b)
 }
 
 // TestStaticSiteNoContainer: a pushed static site is served by the proxy

@@ -227,10 +227,7 @@ func (p *Proxy) serveFast(c net.Conn, h *handoff) {
 // connection may serve another request.
 func (fc *fastConn) serveOne() (keep, slow bool) {
 	p, br := fc.p, fc.br
-	if !headComplete(br) {
-		fc.dl.set(fc.c, time.Now(), readHeaderTimeout)
-	}
-	head, _, err := peekHead(br)
+	head, _, err := peekHead(br, func() { fc.dl.set(fc.c, time.Now(), readHeaderTimeout) })
 	if errors.Is(err, errHeadTooLarge) {
 		return false, true
 	}
@@ -295,7 +292,7 @@ func (fc *fastConn) exchange(rt *route, up *upstream, uc *upConn, reused bool, d
 		_, err := uc.Write(out)
 		if err == nil {
 			uc.dl.set(uc, start, p.opts.ResponseHeaderTimeout)
-			head, empty, err = peekHead(uc.br)
+			head, empty, err = peekHead(uc.br, nil)
 		}
 		if err == nil {
 			break
@@ -340,7 +337,7 @@ func (fc *fastConn) exchange(rt *route, up *upstream, uc *upConn, reused bool, d
 			return resp.code, 0, false
 		}
 		var err error
-		if head, _, err = peekHead(uc.br); err != nil {
+		if head, _, err = peekHead(uc.br, nil); err != nil {
 			uc.Close()
 			return http.StatusBadGateway, 0, false
 		}

@@ -57,9 +57,11 @@ type fastResponse struct {
 }
 
 // peekHead waits until br holds a whole message head and returns it (up to
-// and including the blank line) without consuming it. empty reports that
-// the connection ended before any byte came.
-func peekHead(br *bufio.Reader) (head []byte, empty bool, err error) {
+// and including the blank line) without consuming it. beforeWait, when
+// set, runs once before the first read that may block (to set a deadline
+// only for heads that are not all there). empty reports that the
+// connection ended before any byte came.
+func peekHead(br *bufio.Reader, beforeWait func()) (head []byte, empty bool, err error) {
 	for {
 		n := br.Buffered()
 		if n > 0 {
@@ -71,16 +73,14 @@ func peekHead(br *bufio.Reader) (head []byte, empty bool, err error) {
 				return nil, false, errHeadTooLarge
 			}
 		}
+		if beforeWait != nil {
+			beforeWait()
+			beforeWait = nil
+		}
 		if _, err := br.Peek(n + 1); err != nil {
 			return nil, n == 0, err
 		}
 	}
-}
-
-// headComplete reports whether br already holds a whole head.
-func headComplete(br *bufio.Reader) bool {
-	b, _ := br.Peek(br.Buffered())
-	return bytes.Contains(b, crlfcrlf)
 }
 
 // nextLine splits the first CRLF-terminated line off b; ok is false for a

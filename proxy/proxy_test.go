@@ -67,6 +67,18 @@ func backend(t testing.TB, h http.HandlerFunc) string {
 	return srv.Listener.Addr().String()
 }
 
+// closedAddr is a loopback address that was just closed: it refuses
+// connections.
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 // named is a backend answering its name.
 func named(t testing.TB, name string) string {
 	t.Helper()
@@ -170,13 +182,7 @@ func TestErrorPages(t *testing.T) { bothPaths(t, testErrorPages) }
 func testErrorPages(t *testing.T, opts Options) {
 	tp := startProxy(t, zerolog.Nop(), opts)
 
-	// A port that was just closed refuses connections.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	closed := closedAddr(t)
 	tp.SetRoute("down", []string{"down.example.com"}, []string{closed})
 	tp.SetRoute("idle", []string{"idle.example.com"}, nil)
 

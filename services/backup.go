@@ -177,14 +177,12 @@ func (m *Manager) Backup(ctx context.Context, e *Engine, rec apps.ServiceRecord,
 	if err != nil {
 		return "", err
 	}
+	if err := os.MkdirAll(m.BackupDir, 0o700); err != nil {
+		return "", fmt.Errorf("backup dir: %w", err)
+	}
 	tmp, err := os.MkdirTemp(m.BackupDir, ".upload-")
 	if err != nil {
-		if err := os.MkdirAll(m.BackupDir, 0o700); err != nil {
-			return "", err
-		}
-		if tmp, err = os.MkdirTemp(m.BackupDir, ".upload-"); err != nil {
-			return "", err
-		}
+		return "", fmt.Errorf("backup dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	path := filepath.Join(tmp, name)

@@ -94,9 +94,7 @@ func (m *Manager) Create(ctx context.Context, e *Engine, name string, opt Create
 	fmt.Fprintf(out, "-----> Starting %s %s (%s:%s)\n", e.Title, name, rec.Image, rec.Version)
 	if err := m.start(ctx, e, rec, out); err != nil {
 		m.removeContainers(context.WithoutCancel(ctx), e, name)
-		if m.Runtime != nil {
-			m.Runtime.RemoveVolume(context.WithoutCancel(ctx), volumeName(e, name))
-		}
+		m.Runtime.RemoveVolume(context.WithoutCancel(ctx), volumeName(e, name))
 		m.Store.DeleteService(context.WithoutCancel(ctx), e.Name, name)
 		return err
 	}
