@@ -203,6 +203,9 @@ type DeployRequest struct {
 	// OnSuccess, if set, runs after a successful deploy while the lock is
 	// still held, so the next deploy of the app sees what it recorded.
 	OnSuccess func()
+	// OnRelease, if set, learns the number of the release the deploy
+	// records, before the build starts.
+	OnRelease func(number int)
 }
 
 // lock takes the app's deploy lock, telling out when it must wait.
@@ -407,6 +410,9 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	rel.Number, err = d.svc.store.CreateRelease(ctx, rel)
 	if err != nil {
 		return err
+	}
+	if req.OnRelease != nil {
+		req.OnRelease(rel.Number)
 	}
 	logBuf := &tailBuffer{max: 64 << 10}
 	out := io.MultiWriter(req.Out, logBuf)

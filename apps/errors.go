@@ -24,6 +24,8 @@ var (
 	ErrNoRelease      = errors.New("app has no release")
 	ErrNoCertificate  = errors.New("no certificate")
 	ErrBadCertificate = errors.New("invalid certificate")
+	ErrJobNotFound    = errors.New("deploy job not found")
+	ErrJobFinished    = errors.New("deploy job already finished")
 )
 
 // Error is an error with a message meant for the user and a sentinel kind

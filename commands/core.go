@@ -16,6 +16,7 @@ type Deps struct {
 	Certs    apps.Certs // nil: no certs namespace (tests of the language)
 	Services serviceAPI // nil: no service namespaces
 	Repos    repoWriter // nil: no templates namespace
+	Mirrors  MirrorDeps // zero: no git:sync, webhooks or deploy queue commands
 }
 
 // RegisterCore adds the core namespaces: apps, config, ssh-keys, git,

@@ -17,6 +17,7 @@ import (
 
 // deployer is the part of the core's deployer the commands drive.
 type deployer interface {
+	Deploy(ctx context.Context, req apps.DeployRequest) error
 	Rebuild(ctx context.Context, app, user string, out io.Writer) error
 	Redeploy(ctx context.Context, app, reason, user string, out io.Writer) error
 	Rollback(ctx context.Context, app string, number int, user string, out io.Writer) error

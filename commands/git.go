@@ -16,11 +16,27 @@ import (
 type property struct {
 	key, label, def string
 	validate        func(string) error
+	// secret values are never printed back: :set and :report say only
+	// whether one is set.
+	secret bool
+}
+
+// masked is how a secret property's value is reported.
+func masked(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "(set)"
 }
 
 // propertyNamespace registers NS:set and NS:report for simple per-app (and
 // global) properties stored in the settings table under ns.
 func (d Deps) propertyNamespace(r *Registry, ns, help string, props []property) {
+	d.propertyNamespaceWith(r, ns, help, props, nil)
+}
+
+// propertyNamespaceWith is propertyNamespace with extra report fields.
+func (d Deps) propertyNamespaceWith(r *Registry, ns, help string, props []property, extra func(ctx context.Context, app string) ([]Field, error)) {
 	n := r.Namespace(ns, help)
 	keys := make([]string, len(props))
 	for i, p := range props {
@@ -49,9 +65,12 @@ func (d Deps) propertyNamespace(r *Registry, ns, help string, props []property) 
 						return Failf("Invalid value for %s: %v", args[0], err)
 					}
 				}
-				if value == "" {
+				switch {
+				case value == "":
 					s.Step("Unsetting %s", args[0])
-				} else {
+				case props[i].secret:
+					s.Step("Setting %s", args[0])
+				default:
 					s.Step("Setting %s to %s", args[0], value)
 				}
 				return d.Apps.SetSetting(ctx, scope, ns, args[0], value)
@@ -90,11 +109,22 @@ func (d Deps) propertyNamespace(r *Registry, ns, help string, props []property) 
 						if v, ok := own[p.key]; ok {
 							eff = v
 						}
+						g, o := global[p.key], own[p.key]
+						if p.secret {
+							eff, g, o = masked(eff), masked(g), masked(o)
+						}
 						fields = append(fields,
 							Field{ns + "-computed-" + p.key, label + " (computed)", eff},
-							Field{ns + "-global-" + p.key, label + " (global)", global[p.key]},
-							Field{ns + "-" + p.key, label, own[p.key]},
+							Field{ns + "-global-" + p.key, label + " (global)", g},
+							Field{ns + "-" + p.key, label, o},
 						)
+					}
+					if extra != nil {
+						more, err := extra(ctx, app)
+						if err != nil {
+							return nil, err
+						}
+						fields = append(fields, more...)
 					}
 					return fields, nil
 				},
@@ -128,11 +158,16 @@ func validBranch(v string) error {
 func validEnvKey(v string) error { return apps.ValidateEnvKey(v) }
 
 func registerGit(r *Registry, d Deps) {
-	d.propertyNamespace(r, "git", "Manage git deploys: deploy branch, revision env var, .git in builds", []property{
+	d.propertyNamespaceWith(r, "git", "Manage git deploys: deploy branch, mirroring a remote repository, webhooks", []property{
 		{key: apps.GitDeployBranch, def: "", validate: validBranch},
 		{key: apps.GitKeepGitDir, def: "false", validate: validBool},
 		{key: apps.GitRevEnvVar, def: apps.DefaultRevEnv, validate: validEnvKey},
-	})
+		{key: apps.GitSourceURL, def: "", validate: d.validSourceURL},
+		{key: apps.GitSourceBranch, def: "", validate: validBranch},
+		{key: apps.GitWebhookSecret, def: "", validate: validWebhookSecret, secret: true},
+		{key: apps.GitDeployTimeout, def: apps.DefaultJobTimeout.String(), validate: validTimeout},
+	}, d.gitReportFields)
+	registerMirror(r, d)
 	d.propertyNamespace(r, "builder-dockerfile", "Manage the Dockerfile builder", []property{
 		{key: "dockerfile-path", def: "", validate: func(v string) error {
 			if strings.HasPrefix(v, "/") || strings.Contains(v, "..") {

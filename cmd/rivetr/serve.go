@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -215,8 +216,28 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	os.RemoveAll(filepath.Join(cfg.DataDir, "builds"))
 
 	svcs := &services.Manager{Store: db, Runtime: rt, Env: svc, Settings: db, BackupDir: filepath.Join(cfg.DataDir, "backups")}
+
+	// Mirroring remote repositories: webhooks queue deploys, run one at a
+	// time per app by the queue, each a sync then a deploy.
+	mirror := &gitserver.Mirror{Repos: repos, Apps: svc, Store: db, Deployer: deployer, KnownHosts: gitserver.KnownHostsPath(cfg.DataDir)}
+	queueLog := log.With().Str("component", "queue").Logger()
+	queue := apps.NewQueue(db, mirror.RunJob, &queueLog, apps.QueueConfig{
+		Timeout: func(ctx context.Context, app string) time.Duration {
+			v, err := svc.Setting(ctx, app, "git", apps.GitDeployTimeout, "")
+			if d, perr := time.ParseDuration(v); err == nil && perr == nil && d > 0 {
+				return d
+			}
+			return apps.DefaultJobTimeout
+		},
+		Out: func(j apps.DeployJob) io.Writer {
+			return logWriter{log: deployLog.With().Str("app", j.App).Int64("job", j.ID).Logger()}
+		},
+	})
+
 	reg := commands.NewRegistry()
-	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs, Services: services.API{M: svcs}, Repos: repos})
+	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs, Services: services.API{M: svcs}, Repos: repos,
+		Mirrors: commands.MirrorDeps{Mirror: mirror, Queue: queue, Store: db, WebhookBase: webhookBase(cfg),
+			ValidateURL: gitserver.ValidateSourceURL, GenerateKey: gitserver.GenerateDeployKey, RedactURL: gitserver.RedactURL}})
 
 	hostKey, err := gitserver.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
@@ -236,6 +257,7 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	gitHTTP := &gitserver.HTTP{Access: access, Tokens: db, Log: apiLog}
 	mux.Handle("GET /metrics", gitHTTP.TokenOrLoopback(metricsHandler(prx, tlsMgr)))
+	mux.Handle("/webhooks/", &gitserver.Webhooks{Apps: svc, Deliveries: db, Queue: queue, Log: apiLog})
 	mux.Handle("/", gitHTTP)
 	d.api = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 
@@ -259,6 +281,9 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	}
 	svcLog := log.With().Str("component", "services").Logger()
 	go (&services.Scheduler{M: svcs, Log: svcLog.Printf}).Run(ctx)
+	if err := queue.Start(ctx); err != nil {
+		log.Warn().Err(err).Msg("deploy queue")
+	}
 
 	errc := make(chan error, 5)
 	go func() { errc <- d.ssh.Serve() }()
@@ -292,7 +317,7 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	d.api.Shutdown(shutdownCtx)
 	prx.Shutdown(shutdownCtx)
 	waitDone := make(chan struct{})
-	go func() { deployer.Wait(); close(waitDone) }()
+	go func() { queue.Wait(); deployer.Wait(); close(waitDone) }()
 	select {
 	case <-waitDone:
 	case <-shutdownCtx.Done():
@@ -302,6 +327,28 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	}
 	log.Info().Msg("rivetr stopped")
 	return nil
+}
+
+// webhookBase is the API's URL as git hosts should call it: the API
+// listener's host when it names one, else the global domain.
+func webhookBase(cfg settings.Config) string {
+	host, port, _ := net.SplitHostPort(cfg.APIAddr)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = cfg.Domain
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// logWriter turns a queued deploy's output into log lines.
+type logWriter struct{ log zerolog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			w.log.Debug().Msg(line)
+		}
+	}
+	return len(p), nil
 }
 
 // addrOf is ln's address, or "off" for none.
