@@ -102,7 +102,7 @@ type Queue struct {
 
 // worker is the goroutine running an app's jobs.
 type worker struct {
-	wake    chan struct{}
+	wake         chan struct{}
 	running      int64              // the job running now, 0 if none
 	cancel       context.CancelFunc // cancels the running job
 	cancelDetail string             // who cancelled it

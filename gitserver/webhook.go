@@ -339,13 +339,13 @@ func (ev *event) verify(secret string) bool {
 // payload holds the fields of GitHub's, Gitea's and GitLab's push (and
 // GitHub's ping) events rivetr reads.
 type payload struct {
-	Ref         string `json:"ref"`
-	Before      string `json:"before"`
-	After       string `json:"after"`
-	Deleted     bool   `json:"deleted"`
-	Zen         string `json:"zen"`
-	UserName    string `json:"user_username"` // GitLab
-	Pusher      struct {
+	Ref      string `json:"ref"`
+	Before   string `json:"before"`
+	After    string `json:"after"`
+	Deleted  bool   `json:"deleted"`
+	Zen      string `json:"zen"`
+	UserName string `json:"user_username"` // GitLab
+	Pusher   struct {
 		Name     string `json:"name"`
 		Login    string `json:"login"`
 		Username string `json:"username"`
