@@ -36,6 +36,16 @@ type WebhookStore interface {
 	RecordDelivery(ctx context.Context, provider, id string, at time.Time) (fresh bool, err error)
 }
 
+// WebhookApps is the part of the app service webhooks read and write.
+type WebhookApps interface {
+	Apps(ctx context.Context) ([]apps.App, error)
+	Settings(ctx context.Context, scope, namespace string) (map[string]string, error)
+	Setting(ctx context.Context, app, namespace, key, def string) (string, error)
+	SetSetting(ctx context.Context, scope, namespace, key, value string) error
+}
+
+var _ WebhookApps = (*apps.Service)(nil)
+
 // Enqueuer queues a deploy job.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, j apps.DeployJob) (apps.DeployJob, error)
@@ -45,7 +55,7 @@ type Enqueuer interface {
 // branch that apps following the repository (git:set APP source-url) deploy
 // queues a deploy for each app whose webhook secret signed it.
 type Webhooks struct {
-	Apps       *apps.Service
+	Apps       WebhookApps
 	Deliveries WebhookStore
 	Queue      Enqueuer
 	MaxBody    int64 // default DefaultMaxWebhookBody
