@@ -63,6 +63,7 @@ type releaseInfo struct {
 	Image  string `json:"image"`
 	Rev    string `json:"rev"`
 	Reason string `json:"reason"`
+	By     string `json:"created_by"`
 }
 
 // releases returns app's releases, newest first.

@@ -95,7 +95,7 @@ func RedactURL(raw string) string {
 		return raw
 	}
 	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok || strings.Contains(userinfo, "/") {
+	if !ok || strings.Contains(userinfo, "/") || !strings.Contains(userinfo, ":") {
 		return raw
 	}
 	user, _, _ := strings.Cut(userinfo, ":")

@@ -309,6 +309,9 @@ func TestValidateSourceURL(t *testing.T) {
 	if got := RedactURL("https://bob:s3cret@host/r.git"); strings.Contains(got, "s3cret") {
 		t.Errorf("RedactURL kept the token: %s", got)
 	}
+	if got := RedactURL("ssh://git@host/r.git"); got != "ssh://git@host/r.git" {
+		t.Errorf("RedactURL changed a URL without a password: %s", got)
+	}
 }
 
 // FuzzWebhooks feeds random bodies and headers to each handler: it must
