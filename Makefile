@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/rivetr
 DATA_DIR  ?= $(CURDIR)/.rivetr
 
-.PHONY: build run test test-podman test-unit lint bench engine clean
+.PHONY: build run test test-podman test-unit lint fuzz bench engine clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/rivetr
@@ -41,6 +41,10 @@ test-unit:
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+
+# Random bodies and headers against each webhook handler (gitserver).
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzWebhooks -fuzztime 60s -fuzzminimizetime 5s ./gitserver
 
 bench: build
 	bench/run.sh

@@ -19,6 +19,20 @@ type property struct {
 	// secret values are never printed back: :set and :report say only
 	// whether one is set.
 	secret bool
+	// show, if set, renders a value for :set and :report (e.g. hides a
+	// token written into a URL).
+	show func(string) string
+}
+
+// display is how :set and :report print value.
+func (p property) display(v string) string {
+	switch {
+	case p.secret:
+		return masked(v)
+	case p.show != nil && v != "":
+		return p.show(v)
+	}
+	return v
 }
 
 // masked is how a secret property's value is reported.
@@ -71,7 +85,7 @@ func (d Deps) propertyNamespaceWith(r *Registry, ns, help string, props []proper
 				case props[i].secret:
 					s.Step("Setting %s", args[0])
 				default:
-					s.Step("Setting %s to %s", args[0], value)
+					s.Step("Setting %s to %s", args[0], props[i].display(value))
 				}
 				return d.Apps.SetSetting(ctx, scope, ns, args[0], value)
 			}},
@@ -109,10 +123,7 @@ func (d Deps) propertyNamespaceWith(r *Registry, ns, help string, props []proper
 						if v, ok := own[p.key]; ok {
 							eff = v
 						}
-						g, o := global[p.key], own[p.key]
-						if p.secret {
-							eff, g, o = masked(eff), masked(g), masked(o)
-						}
+						eff, g, o := p.display(eff), p.display(global[p.key]), p.display(own[p.key])
 						fields = append(fields,
 							Field{ns + "-computed-" + p.key, label + " (computed)", eff},
 							Field{ns + "-global-" + p.key, label + " (global)", g},
@@ -162,7 +173,7 @@ func registerGit(r *Registry, d Deps) {
 		{key: apps.GitDeployBranch, def: "", validate: validBranch},
 		{key: apps.GitKeepGitDir, def: "false", validate: validBool},
 		{key: apps.GitRevEnvVar, def: apps.DefaultRevEnv, validate: validEnvKey},
-		{key: apps.GitSourceURL, def: "", validate: d.validSourceURL},
+		{key: apps.GitSourceURL, def: "", validate: d.validSourceURL, show: d.Mirrors.RedactURL},
 		{key: apps.GitSourceBranch, def: "", validate: validBranch},
 		{key: apps.GitWebhookSecret, def: "", validate: validWebhookSecret, secret: true},
 		{key: apps.GitDeployTimeout, def: apps.DefaultJobTimeout.String(), validate: validTimeout},

@@ -101,6 +101,8 @@ func registerMirror(r *Registry, d Deps) {
 			Run: func(ctx context.Context, s *Session, args []string) error {
 				return d.gitSync(ctx, s, args)
 			}})
+	}
+	if m.WebhookBase != "" {
 		r.Add(git, Command{Name: "git:webhook-url", Usage: "git:webhook-url <app>",
 			Help: "Show the webhook URLs and secret to add to GitHub, GitLab or Gitea",
 			Run: func(ctx context.Context, s *Session, args []string) error {
@@ -112,8 +114,8 @@ func registerMirror(r *Registry, d Deps) {
 			Command{Name: "git:generate-deploy-key", Usage: "git:generate-deploy-key <app> [--force]",
 				Help: "Make an ed25519 key the app fetches SSH remotes with, and print its public half",
 				Run: func(ctx context.Context, s *Session, args []string) error {
-					var force bool
-					args, err := NewFlags().Bool(&force, "force", "f").Parse(args)
+					force := s.Force // the global --force flag
+					args, err := NewFlags().Bool(&force, "f").Parse(args)
 					if err != nil {
 						return Failf("%v", err)
 					}

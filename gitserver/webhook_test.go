@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -459,4 +460,41 @@ func (f *fakeQueue) Enqueue(_ context.Context, j apps.DeployJob) (apps.DeployJob
 	f.n++
 	j.ID = f.n
 	return j, nil
+}
+
+// BenchmarkWebhookPush measures a signed GitHub push from request to 202:
+// verify, dedupe and queue in the SQLite state (the deploy itself runs
+// later, in the queue).
+func BenchmarkWebhookPush(b *testing.B) {
+	db, err := store.Open(context.Background(), filepath.Join(b.TempDir(), "rivetr.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	svc := apps.NewService(db)
+	ctx := context.Background()
+	for _, app := range []string{"web", "api", "docs"} {
+		svc.Create(ctx, app)
+		svc.SetSetting(ctx, app, "git", apps.GitWebhookSecret, secretA)
+	}
+	svc.SetSetting(ctx, "web", "git", apps.GitSourceURL, "https://github.com/octo/hello.git")
+	h := &Webhooks{Apps: svc, Deliveries: db, Queue: apps.NewQueue(db, nil, zerologPrintf{}, apps.QueueConfig{}), Log: zerolog.Nop()}
+	body, err := os.ReadFile(filepath.Join("testdata", "webhooks", "github-push.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sig := "sha256=" + hmacHex(secretA, body)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		req := httptest.NewRequest(http.MethodPost, "/webhooks/github", bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", "bench-"+strconv.Itoa(i))
+		req.Header.Set("X-Hub-Signature-256", sig)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusAccepted {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+		}
+	}
 }
