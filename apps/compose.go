@@ -114,7 +114,7 @@ func (d *Deployer) rolloutCompose(ctx context.Context, rel *Release, out io.Writ
 		return fail(err)
 	}
 	fmt.Fprintf(out, "-----> Releasing %s (compose: %d services)...\n", rel.App, len(p.Services))
-	if _, err := d.hooks.Run(ctx, "pre-deploy", []string{rel.App, rel.Image}, HookOpts{Out: out}); err != nil {
+	if _, err := d.hook(ctx, "pre-deploy", rel.App, out, rel.App, rel.Image); err != nil {
 		return fail(err)
 	}
 	if err := d.runtime.EnsureNetwork(ctx); err != nil {
@@ -215,7 +215,7 @@ func (d *Deployer) rolloutCompose(ctx context.Context, rel *Release, out io.Writ
 		return fail(err)
 	}
 	d.log.Printf("%s v%d live: compose, web %q", rel.App, rel.Number, p.Web)
-	if _, err := d.hooks.Run(ctx, "post-deploy", []string{rel.App, strconv.Itoa(webPortOf(p)), "", rel.Image}, HookOpts{Out: out}); err != nil {
+	if _, err := d.hook(ctx, "post-deploy", rel.App, out, rel.App, strconv.Itoa(webPortOf(p)), "", rel.Image); err != nil {
 		fmt.Fprintf(out, " !     post-deploy hook: %v\n", err)
 	}
 	var old []Container

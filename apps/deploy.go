@@ -365,7 +365,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	if err := d.source.Checkout(ctx, req.App, req.Rev, dir, keepGit == "true"); err != nil {
 		return err
 	}
-	if _, err := d.hooks.Run(ctx, "post-extract", []string{req.App, dir, req.Rev}, HookOpts{Out: req.Out}); err != nil {
+	if _, err := d.hook(ctx, "post-extract", req.App, req.Out, req.App, dir, req.Rev); err != nil {
 		return err
 	}
 	man, err := readManifests(dir)
@@ -428,11 +428,22 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	}
 	labels := map[string]string{}
 	buildArgs := BuildOptions(opts["build"], env, labels)
-	labels[LabelApp], labels[LabelRelease] = req.App, strconv.Itoa(rel.Number)
 	rel.Image = fmt.Sprintf("rivetr/%s:%d", req.App, rel.Number)
-	if _, err := d.hooks.Run(ctx, "pre-build", []string{"dockerfile", req.App, dir}, HookOpts{Out: out}); err != nil {
+	plan, err := d.builder.Plan(ctx, breq)
+	if err != nil {
 		return fail(err)
 	}
+	if _, err := d.hook(ctx, "pre-build", req.App, out, plan.Builder, req.App, dir); err != nil {
+		return fail(err)
+	}
+	extra, err := d.hook(ctx, "docker-args-build", req.App, out, req.App, plan.Builder)
+	if err != nil {
+		return fail(err)
+	}
+	if err := applyBuildArgs(extra, env, buildArgs, labels); err != nil {
+		return fail(Errorf(ErrDeployFailed, "docker-args-build: %v", err))
+	}
+	labels[LabelApp], labels[LabelRelease] = req.App, strconv.Itoa(rel.Number)
 	breq.Tag, breq.Labels, breq.BuildArgs, breq.Env = rel.Image, labels, buildArgs, env
 	breq.SiteDir = d.siteDir(req.App, staticImage(rel.Number))
 	rel.Builder, err = d.builder.Build(ctx, breq)
@@ -445,7 +456,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	case BuilderCompose:
 		rel.Image = "compose:" + strconv.Itoa(rel.Number)
 	}
-	if _, err := d.hooks.Run(ctx, "post-build", []string{rel.Builder, req.App, dir}, HookOpts{Out: out}); err != nil {
+	if _, err := d.hook(ctx, "post-build", req.App, out, rel.Builder, req.App, dir); err != nil {
 		return fail(err)
 	}
 	if err := d.svc.store.UpdateRelease(ctx, rel); err != nil {
@@ -492,7 +503,7 @@ func (d *Deployer) buildRequest(ctx context.Context, app, dir string, out io.Wri
 		req.Dir = filepath.Join(dir, clean)
 	}
 	if req.Selected == "" {
-		detected, err := d.hooks.Run(ctx, "builder-detect", []string{app, req.Dir}, HookOpts{Out: out})
+		detected, err := d.hook(ctx, "builder-detect", app, out, app, req.Dir)
 		if err != nil {
 			return req, err
 		}
@@ -603,7 +614,7 @@ func (d *Deployer) rolloutStatic(ctx context.Context, rel *Release, out io.Write
 		return fail(Errorf(ErrDeployFailed, "The static site of release %s is gone (no index.html in %s): push again", strings.TrimPrefix(rel.Image, "static:"), dir))
 	}
 	fmt.Fprintf(out, "-----> Releasing %s (static site, no container)...\n", rel.App)
-	if _, err := d.hooks.Run(ctx, "pre-deploy", []string{rel.App, rel.Image}, HookOpts{Out: out}); err != nil {
+	if _, err := d.hook(ctx, "pre-deploy", rel.App, out, rel.App, rel.Image); err != nil {
 		return fail(err)
 	}
 	var old []Container
@@ -619,7 +630,7 @@ func (d *Deployer) rolloutStatic(ctx context.Context, rel *Release, out io.Write
 		return fail(err)
 	}
 	d.log.Printf("%s v%d live: static site %s", rel.App, rel.Number, dir)
-	if _, err := d.hooks.Run(ctx, "post-deploy", []string{rel.App, "", "", rel.Image}, HookOpts{Out: out}); err != nil {
+	if _, err := d.hook(ctx, "post-deploy", rel.App, out, rel.App, "", "", rel.Image); err != nil {
 		fmt.Fprintf(out, " !     post-deploy hook: %v\n", err)
 	}
 	if len(old) > 0 {
@@ -916,11 +927,17 @@ func (d *Deployer) rollout(ctx context.Context, rel *Release, out io.Writer, log
 	}
 	fmt.Fprintf(out, "-----> Releasing %s...\n", rel.App)
 	if tasks {
+		if _, err := d.hook(ctx, "pre-release-builder", rel.App, out, rel.Builder, rel.App, rel.Image); err != nil {
+			return fail(err)
+		}
 		if err := d.releaseTasks(ctx, rel, man, out); err != nil {
 			return fail(err)
 		}
+		if _, err := d.hook(ctx, "post-release-builder", rel.App, out, rel.Builder, rel.App, rel.Image); err != nil {
+			return fail(err)
+		}
 	}
-	if _, err := d.hooks.Run(ctx, "pre-deploy", []string{rel.App, rel.Image}, HookOpts{Out: out}); err != nil {
+	if _, err := d.hook(ctx, "pre-deploy", rel.App, out, rel.App, rel.Image); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintf(out, "-----> Deploying %s...\n", rel.App)
@@ -1006,7 +1023,7 @@ func (d *Deployer) rollout(ctx context.Context, rel *Release, out io.Writer, log
 	if err != nil {
 		port = d.cfg.DefaultPort
 	}
-	if _, err := d.hooks.Run(ctx, "post-deploy", []string{rel.App, strconv.Itoa(port), "", rel.Image}, HookOpts{Out: out}); err != nil {
+	if _, err := d.hook(ctx, "post-deploy", rel.App, out, rel.App, strconv.Itoa(port), "", rel.Image); err != nil {
 		fmt.Fprintf(out, " !     post-deploy hook: %v\n", err)
 	}
 	d.retire(rel.App, old, checkCfg)
@@ -1113,8 +1130,12 @@ func (d *Deployer) releaseTasks(ctx context.Context, rel *Release, man manifests
 // Dokku's "Execution of <task> task failed".
 func (d *Deployer) runTask(ctx context.Context, rel *Release, task, cmd string, out io.Writer) error {
 	fmt.Fprintf(out, "-----> Running %s task: %s\n", task, cmd)
-	spec, err := d.containerSpec(ctx, rel, proc{typ: task, index: 1, cmd: CommandArgs(cmd)})
+	p := proc{typ: task, index: 1, cmd: CommandArgs(cmd)}
+	spec, err := d.containerSpec(ctx, rel, p)
 	if err != nil {
+		return err
+	}
+	if err := d.deployArgs(ctx, rel, p, &spec, out); err != nil {
 		return err
 	}
 	spec.Name = fmt.Sprintf("%s.%s.v%d.%s", rel.App, task, rel.Number, randomHex(6))
@@ -1125,6 +1146,43 @@ func (d *Deployer) runTask(ctx context.Context, rel *Release, task, cmd string, 
 	}
 	if code != 0 {
 		return Errorf(ErrDeployFailed, "Execution of %s task failed: %s exited with status %d", task, cmd, code)
+	}
+	return nil
+}
+
+// hook runs point with args for app: RIVETR_APP is set in the plugins'
+// environment and their output goes to out.
+func (d *Deployer) hook(ctx context.Context, point, app string, out io.Writer, args ...string) (string, error) {
+	return d.hooks.Run(ctx, point, args, HookOpts{Out: out, Env: map[string]string{"RIVETR_APP": app}})
+}
+
+// deployArgs adds what docker-args-deploy handlers print (-e KEY=VALUE,
+// -l KEY=VALUE) to the spec of process p.
+func (d *Deployer) deployArgs(ctx context.Context, rel *Release, p proc, spec *ContainerSpec, out io.Writer) error {
+	extra, err := d.hook(ctx, "docker-args-deploy", rel.App, out, rel.App, rel.Image, p.typ, strconv.Itoa(p.index))
+	if err != nil {
+		return err
+	}
+	args, err := ParseDockerArgs(extra)
+	if err != nil {
+		return Errorf(ErrDeployFailed, "docker-args-deploy: %v", err)
+	}
+	for _, a := range args {
+		k, v, _ := strings.Cut(a.Value, "=")
+		switch a.Flag {
+		case "-e", "--env":
+			if err := ValidateEnvKey(k); err != nil {
+				return Errorf(ErrDeployFailed, "docker-args-deploy: %v", err)
+			}
+			spec.Env[k] = v
+		case "-l", "--label":
+			if strings.HasPrefix(k, "rivetr.") {
+				return Errorf(ErrDeployFailed, "docker-args-deploy: label %s is rivetr's own", k)
+			}
+			spec.Labels[k] = v
+		default:
+			return Errorf(ErrDeployFailed, "docker-args-deploy: option %s is not supported (rivetr applies -e/--env KEY=VALUE and -l/--label KEY=VALUE)", a.Flag)
+		}
 	}
 	return nil
 }
@@ -1188,6 +1246,9 @@ func (d *Deployer) startAll(ctx context.Context, rel *Release, procs []proc, out
 	for _, p := range procs {
 		spec, err := d.containerSpec(ctx, rel, p)
 		if err != nil {
+			return started, err
+		}
+		if err := d.deployArgs(ctx, rel, p, &spec, out); err != nil {
 			return started, err
 		}
 		// A container left by an earlier attempt at this release (a crash
@@ -1320,7 +1381,7 @@ func (d *Deployer) checkAll(ctx context.Context, rel *Release, man manifests, st
 			}
 			err := RunChecks(ctx, target, checks, cfg.defaultWait, w)
 			if err == nil {
-				_, err = d.hooks.Run(ctx, "check-deploy", []string{rel.App, c.ID, typOf(c), strconv.Itoa(checkHookPort), hostOf(c.Addr)}, HookOpts{Out: w})
+				_, err = d.hook(ctx, "check-deploy", rel.App, w, rel.App, c.ID, typOf(c), strconv.Itoa(checkHookPort), hostOf(c.Addr))
 			}
 			if err != nil {
 				fmt.Fprintf(w, " !     %s: %v\n", name, err)
@@ -1480,6 +1541,29 @@ func splitLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// applyBuildArgs adds what docker-args-build handlers print
+// (--build-arg KEY[=VALUE], --label KEY=VALUE) to args and labels.
+func applyBuildArgs(extra string, env, args, labels map[string]string) error {
+	parsed, err := ParseDockerArgs(extra)
+	if err != nil {
+		return err
+	}
+	var lines []string
+	for _, a := range parsed {
+		if a.Flag != "--build-arg" && a.Flag != "--label" {
+			return fmt.Errorf("option %s is not supported (rivetr applies --build-arg and --label)", a.Flag)
+		}
+		if a.Flag == "--label" && strings.HasPrefix(a.Value, "rivetr.") {
+			return fmt.Errorf("label %s is rivetr's own", a.Value)
+		}
+		lines = append(lines, a.Flag+" "+a.Value)
+	}
+	for k, v := range BuildOptions(strings.Join(lines, "\n"), env, labels) {
+		args[k] = v
+	}
+	return nil
 }
 
 // BuildOptions reads the build phase's docker-options (one per line):

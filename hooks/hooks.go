@@ -108,6 +108,15 @@ type Config struct {
 	// Disabled, if set, reports plugins to skip besides those holding a
 	// DisabledMarker file.
 	Disabled func(plugin string) bool
+	// PluginEnv, if set, returns extra environment of one plugin's runs
+	// (its configuration); it cannot override the documented variables.
+	PluginEnv func(plugin string) map[string]string
+}
+
+// ValuePoints are the hook points whose stdout is a return value; the
+// stdout of every other point is streamed to the user as well.
+var ValuePoints = map[string]bool{
+	BuilderDetect: true, DockerArgsBuild: true, DockerArgsDeploy: true, "docker-args-run": true,
 }
 
 // Runner runs the hooks registered on hook points. It is safe for
@@ -118,6 +127,7 @@ type Runner struct {
 	path       string
 	timeout    time.Duration
 	disabled   func(string) bool
+	pluginEnv  func(string) map[string]string
 	waitDelay  time.Duration
 	log        zerolog.Logger
 
@@ -138,6 +148,7 @@ func New(cfg Config, log zerolog.Logger) *Runner {
 		path:       cfg.Path,
 		timeout:    cfg.Timeout,
 		disabled:   cfg.Disabled,
+		pluginEnv:  cfg.PluginEnv,
 		waitDelay:  time.Second,
 		log:        log.With().Str("component", "hooks").Logger(),
 		funcs:      map[string][]namedFunc{},
@@ -255,6 +266,85 @@ func (r *Runner) Run(ctx context.Context, point string, args []string, opts Opts
 		}
 	}
 	return joined(), nil
+}
+
+// RunPlugin runs one plugin's trigger for point (if it has an enabled,
+// executable one) and returns its trimmed stdout; no in-process hooks run.
+// ran is false when the plugin has no such trigger.
+func (r *Runner) RunPlugin(ctx context.Context, plugin, point string, args []string, opts Opts) (out string, ran bool, err error) {
+	if !ValidName(point) || !ValidName(plugin) {
+		return "", false, fmt.Errorf("%s/%s: %w", plugin, point, ErrInvalidName)
+	}
+	exts, err := r.triggers(point)
+	if err != nil {
+		return "", false, err
+	}
+	for _, x := range exts {
+		if x.plugin != plugin {
+			continue
+		}
+		var stdin []byte
+		if opts.Stdin != nil {
+			if stdin, err = io.ReadAll(io.LimitReader(opts.Stdin, MaxStdin)); err != nil {
+				return "", true, err
+			}
+		}
+		w := opts.Out
+		if w == nil {
+			w = io.Discard
+		}
+		s, err := r.runExternal(ctx, x, point, args, stdin, w, opts.Env)
+		return strings.TrimSpace(s), true, err
+	}
+	return "", false, nil
+}
+
+// Exec runs the executable file (a path inside the plugin's directory,
+// e.g. "commands" or "subcommands/hello") of an enabled plugin with args,
+// the caller's streams and the documented environment plus env, without a
+// timeout: it is a user's command, ended by ctx (its whole process group
+// is killed then). It returns the exit status; ok is false when the plugin
+// or the file does not exist, is disabled or is not executable.
+func (r *Runner) Exec(ctx context.Context, plugin, file string, args []string, st apps.Streams, env map[string]string) (status int, ok bool, err error) {
+	if !ValidName(plugin) {
+		return 0, false, nil
+	}
+	root, _, err := r.readPluginsDir()
+	if err != nil || root == "" {
+		return 0, false, err
+	}
+	dir, found := r.pluginDir(root, plugin)
+	if !found || r.isDisabled(plugin, dir) || !filepath.IsLocal(file) {
+		return 0, false, nil
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(dir, file))
+	if err != nil || !within(root, real) {
+		return 0, false, nil
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return 0, false, nil
+	}
+	x := external{plugin: plugin, dir: dir, path: real}
+	cmd := exec.CommandContext(ctx, real, args...)
+	cmd.Dir = dir
+	cmd.Env = r.environ(x, "", env)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = st.Stdin, st.Stdout, st.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = r.waitDelay
+	err = cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, true, nil
+	case ctx.Err() != nil:
+		return -1, true, ctx.Err()
+	case errors.As(err, &exitErr) && exitErr.ExitCode() >= 0:
+		return exitErr.ExitCode(), true, nil
+	case errors.Is(err, exec.ErrWaitDelay):
+		return 0, true, nil
+	}
+	return -1, true, fmt.Errorf("%s/%s: %w", plugin, file, err)
 }
 
 // Plugin is one plugin directory found under the plugins directory.
@@ -412,8 +502,20 @@ func (r *Runner) environ(x external, point string, extra map[string]string) []st
 		"RIVETR_PLUGIN_NAME": x.plugin,
 		"RIVETR_TRIGGER":     point,
 	}
-	env := make([]string, 0, len(fixed)+len(extra))
+	if point == "" {
+		delete(fixed, "RIVETR_TRIGGER")
+	}
+	merged := map[string]string{}
+	if r.pluginEnv != nil {
+		for k, v := range r.pluginEnv(x.plugin) {
+			merged[k] = v
+		}
+	}
 	for k, v := range extra {
+		merged[k] = v
+	}
+	env := make([]string, 0, len(fixed)+len(merged))
+	for k, v := range merged {
 		if _, ok := fixed[k]; ok || !envKeyRE.MatchString(k) || strings.ContainsRune(v, 0) {
 			continue
 		}
@@ -432,6 +534,7 @@ func (r *Runner) runExternal(ctx context.Context, x external, point string, args
 	defer cancel()
 
 	stdout := &capBuffer{max: MaxOutput}
+	out = &syncWriter{w: out} // stdout and stderr are copied by two goroutines
 	stderr := &tailWriter{out: out, max: StderrTail}
 	cmd := exec.CommandContext(runCtx, x.path, args...)
 	cmd.Dir = x.dir
@@ -440,6 +543,10 @@ func (r *Runner) runExternal(ctx context.Context, x external, point string, args
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if !ValuePoints[point] {
+		// Not a return value: the user sees it as it comes, like stderr.
+		cmd.Stdout = io.MultiWriter(stdout, &tailWriter{out: out}) // keeps no tail
+	}
 	// The trigger leads its own process group, so a timeout kills the
 	// children it started too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -549,6 +656,18 @@ func (b *capBuffer) Write(p []byte) (int, error) {
 
 func (b *capBuffer) String() string { return b.buf.String() }
 
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
 // tailWriter streams to out and keeps the last max bytes. It never fails:
 // once out fails (the user went away) it only keeps the tail.
 type tailWriter struct {
@@ -564,6 +683,9 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 		if _, err := t.out.Write(p); err != nil {
 			t.outFailed = true
 		}
+	}
+	if t.max == 0 {
+		return len(p), nil
 	}
 	t.buf = append(t.buf, p...)
 	if over := len(t.buf) - t.max; over > 0 {

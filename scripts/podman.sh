@@ -10,11 +10,21 @@ if ! command -v podman >/dev/null 2>&1; then
 	exit 3
 fi
 if curl -fsS --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
-	exit 0
+	# A service whose working directory was deleted (started from a
+	# checkout since removed) answers pings but cannot start containers:
+	# conmon fails to get its working directory. Restart it.
+	pid=$(pgrep -f "podman system service" | head -n 1 || true)
+	if [ -z "$pid" ] || ! readlink "/proc/$pid/cwd" 2>/dev/null | grep -q ' (deleted)$'; then
+		exit 0
+	fi
+	say "restarting podman system service: its working directory was deleted"
+	kill "$pid" || true
+	sleep 1
 fi
 mkdir -p /run/podman
 say "starting podman system service on $sock (log: /var/log/podman-service.log)"
-setsid podman system service --time=0 "unix://$sock" >/var/log/podman-service.log 2>&1 < /dev/null &
+# From /, so removing the directory it was started in cannot break it.
+(cd / && setsid podman system service --time=0 "unix://$sock" >/var/log/podman-service.log 2>&1 < /dev/null &)
 for _ in $(seq 1 30); do
 	curl -fsS --unix-socket "$sock" http://d/_ping >/dev/null 2>&1 && exit 0
 	sleep 1
