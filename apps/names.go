@@ -87,3 +87,11 @@ func clip(s string) string {
 	}
 	return s
 }
+
+var pluginNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// ValidPluginName reports whether name may name a plugin or a hook point:
+// ^[a-z0-9][a-z0-9_-]*$, at most 64 characters.
+func ValidPluginName(name string) bool {
+	return len(name) <= 64 && pluginNameRE.MatchString(name)
+}

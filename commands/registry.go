@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +29,13 @@ type Namespace struct {
 	Help     string
 	Hidden   bool
 	commands []*Command
+	ext      []Command // an extension's commands, for help --all
+}
+
+// ExtNamespace returns a namespace of an extension holding cmds, for
+// Extension.Namespaces.
+func ExtNamespace(name, help string, cmds []Command) Namespace {
+	return Namespace{Name: name, Help: help, ext: cmds}
 }
 
 // Registry holds every namespace and command. It is safe for concurrent use
@@ -36,6 +44,43 @@ type Registry struct {
 	mu         sync.RWMutex
 	namespaces map[string]*Namespace
 	commands   map[string]*Command
+	ext        Extension
+}
+
+// Extension provides commands that come and go while rivetr runs: the
+// plugins' commands. Built-in commands always win over an extension's.
+type Extension interface {
+	// Namespaces lists the extension's namespaces with their commands (Name,
+	// Usage and Help set), for help.
+	Namespaces(ctx context.Context) []Namespace
+	// Commands lists the commands of one namespace; ok is false if the
+	// extension has no such namespace.
+	Commands(ctx context.Context, namespace string) (ns Namespace, cmds []Command, ok bool)
+	// Run runs the command name; ok is false if the extension has none
+	// by that name.
+	Run(ctx context.Context, s *Session, name string, args []string) (code int, ok bool)
+}
+
+// SetExtension makes the registry consult e for commands it does not have.
+func (r *Registry) SetExtension(e Extension) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ext = e
+}
+
+// HasNamespace reports whether a built-in namespace (or command) is named name.
+func (r *Registry) HasNamespace(name string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ns := r.namespaces[name]
+	_, cmd := r.commands[name]
+	return ns || cmd
+}
+
+func (r *Registry) extension() Extension {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.ext
 }
 
 // NewRegistry returns an empty registry.
@@ -123,6 +168,14 @@ func (r *Registry) Run(ctx context.Context, s *Session, argv []string) (code int
 		if isNS {
 			return r.helpFor(s, name)
 		}
+		if ext := r.extension(); ext != nil {
+			if s.appFlag != "" {
+				rest = append([]string{s.appFlag}, rest...)
+			}
+			if code, ok := ext.Run(ctx, s, name, rest); ok {
+				return code
+			}
+		}
 		writeError(s.Stderr, fmt.Sprintf("`%s` is not a rivetr command.", clipArg(name)))
 		return ExitFailure
 	}
@@ -209,15 +262,44 @@ func (r *Registry) helpFor(s *Session, name string) int {
 		fmt.Fprintf(s.Stdout, "Usage: rivetr %s\n\n%s\n", cmd.Usage, cmd.Help)
 		return ExitOK
 	}
+	if ext := r.extension(); ext != nil {
+		nsName, _, _ := strings.Cut(name, ":")
+		if ns, cmds, ok := ext.Commands(context.Background(), nsName); ok {
+			if nsName == name {
+				fmt.Fprintf(s.Stdout, "Usage: rivetr %s[:COMMAND]\n\n%s\n\nAdditional commands:\n", ns.Name, ns.Help)
+				listCommands(s.Stdout, cmds)
+				return ExitOK
+			}
+			for _, c := range cmds {
+				if c.Name == name {
+					fmt.Fprintf(s.Stdout, "Usage: rivetr %s\n\n%s\n", c.Usage, c.Help)
+					return ExitOK
+				}
+			}
+		}
+	}
 	writeError(s.Stderr, fmt.Sprintf("`%s` is not a rivetr command.", clipArg(name)))
 	return ExitFailure
 }
 
 func (r *Registry) printHelp(s *Session, all bool) {
+	var extNS []Namespace
+	if ext := r.extension(); ext != nil {
+		extNS = ext.Namespaces(context.Background())
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.namespaces))
+	namespaces := make(map[string]*Namespace, len(r.namespaces)+len(extNS))
 	for n, ns := range r.namespaces {
+		namespaces[n] = ns
+	}
+	for i := range extNS {
+		if _, builtin := namespaces[extNS[i].Name]; !builtin {
+			namespaces[extNS[i].Name] = &extNS[i]
+		}
+	}
+	names := make([]string, 0, len(namespaces))
+	for n, ns := range namespaces {
 		if !ns.Hidden {
 			names = append(names, n)
 		}
@@ -231,12 +313,12 @@ func (r *Registry) printHelp(s *Session, all bool) {
 	fmt.Fprintln(w, "Commands:")
 	fmt.Fprintln(w)
 	for _, n := range names {
-		fmt.Fprintf(w, "    %-24s %s\n", n, r.namespaces[n].Help)
+		fmt.Fprintf(w, "    %-24s %s\n", n, namespaces[n].Help)
 	}
 	if all {
 		for _, n := range names {
 			fmt.Fprintln(w)
-			r.listCommands(w, r.namespaces[n])
+			r.listCommands(w, namespaces[n])
 		}
 	}
 }
@@ -246,10 +328,19 @@ func (r *Registry) printNamespaceHelp(s *Session, ns *Namespace) {
 	r.listCommands(s.Stdout, ns)
 }
 
-func (r *Registry) listCommands(w interface{ Write([]byte) (int, error) }, ns *Namespace) {
-	cmds := make([]*Command, 0, len(ns.commands))
-	width := 0
+func (r *Registry) listCommands(w io.Writer, ns *Namespace) {
+	cmds := make([]Command, 0, len(ns.commands)+len(ns.ext))
 	for _, c := range ns.commands {
+		cmds = append(cmds, *c)
+	}
+	listCommands(w, append(cmds, ns.ext...))
+}
+
+// listCommands prints the usage and help of the visible commands, by name.
+func listCommands(w io.Writer, all []Command) {
+	cmds := make([]Command, 0, len(all))
+	width := 0
+	for _, c := range all {
 		if c.Hidden {
 			continue
 		}

@@ -168,14 +168,9 @@ func New(cfg Config, log zerolog.Logger) *Runner {
 // PluginsDir is the directory Run looks for plugins in ("" if none).
 func (r *Runner) PluginsDir() string { return r.pluginsDir }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-
-// ValidName reports whether name may name a plugin or a hook point:
-// ^[a-z0-9][a-z0-9_-]*$, at most 64 characters. Such a name is one plain
-// path element (no "..", no "/").
-func ValidName(name string) bool {
-	return len(name) <= 64 && nameRE.MatchString(name)
-}
+// ValidName reports whether name may name a plugin or a hook point (see
+// apps.ValidPluginName): one plain path element, no "..", no "/".
+func ValidName(name string) bool { return apps.ValidPluginName(name) }
 
 // Register adds an in-process hook named name on point. In-process hooks
 // run before plugins' executables, in registration order. It panics on an

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -49,7 +50,9 @@ type Config struct {
 	ProxyMaxBody     int64
 	// ProxyAccessLog logs one line per proxied request.
 	ProxyAccessLog bool
-	File           string // the config file read, if any
+	// HookTimeout bounds one run of a plugin's trigger.
+	HookTimeout time.Duration
+	File        string // the config file read, if any
 }
 
 // SocketPath is the daemon's control socket.
@@ -80,6 +83,7 @@ var options = []option{
 	{"ulimits", "ulimits", "", "container ulimits, e.g. nofile=65536:65536,nproc=32768; empty: defaults; none: none"},
 	{"proxy_max_body_size", "proxy-max-body-size", "0", "largest request body the proxy passes on (413 above), e.g. 10m or 1g; 0: no limit"},
 	{"proxy_access_log", "proxy-access-log", "false", "log one line per proxied request (true or false)"},
+	{"hook_timeout", "hook-timeout", "60s", "time limit of one run of a plugin's trigger, e.g. 30s or 5m"},
 }
 
 // Flags returns a flag set with one flag per option plus --config.
@@ -171,6 +175,10 @@ func Load(fs *pflag.FlagSet) (Config, error) {
 		return Config{}, fmt.Errorf("proxy_max_body_size (RIVETR_PROXY_MAX_BODY_SIZE): %v", err)
 	}
 	c.ProxyMaxBody = n
+	ht := v.GetString("hook_timeout")
+	if c.HookTimeout, err = time.ParseDuration(ht); err != nil || c.HookTimeout < time.Second || c.HookTimeout > 24*time.Hour {
+		return Config{}, fmt.Errorf("hook_timeout (RIVETR_HOOK_TIMEOUT): invalid duration %q (use 1s to 24h, e.g. 60s)", ht)
+	}
 	if c.DataDir != "" {
 		abs, err := filepath.Abs(c.DataDir)
 		if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/rivetr/rivetr/control"
 	"github.com/rivetr/rivetr/gitserver"
 	"github.com/rivetr/rivetr/hooks"
+	"github.com/rivetr/rivetr/plugins"
 	"github.com/rivetr/rivetr/proxy"
 	engine "github.com/rivetr/rivetr/runtime"
 	"github.com/rivetr/rivetr/services"
@@ -194,7 +195,9 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 			WorkDir:  filepath.Join(cfg.DataDir, "builds"),
 			SitesDir: filepath.Join(cfg.DataDir, "sites"),
 		})
-	hooksRunner := hooks.New(hooks.Config{DataDir: cfg.DataDir}, log)
+	pluginMgr := &plugins.Manager{Settings: svc}
+	hooksRunner := hooks.New(hooks.Config{DataDir: cfg.DataDir, Timeout: cfg.HookTimeout, PluginEnv: pluginMgr.Env}, log)
+	pluginMgr.Dir, pluginMgr.Hooks = hooksRunner.PluginsDir(), hooksRunner
 	deployer.SetHooks(hooksRunner)
 	svc.SetHooks(hooksRunner)
 	svc.OnDestroy(deployer.Destroy)
@@ -238,6 +241,10 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs, Services: services.API{M: svcs}, Repos: repos,
 		Mirrors: commands.MirrorDeps{Mirror: mirror, Queue: queue, Store: db, WebhookBase: webhookBase(cfg),
 			ValidateURL: gitserver.ValidateSourceURL, GenerateKey: gitserver.GenerateDeployKey, RedactURL: gitserver.RedactURL}})
+	pluginMgr.Reserved = func(name string) bool {
+		return reg.HasNamespace(name) || name == "help" || name == "hook" || name == "plugin"
+	}
+	plugins.Register(reg, pluginMgr)
 
 	hostKey, err := gitserver.LoadOrCreateHostKey(filepath.Join(cfg.DataDir, "ssh_host_ed25519_key"))
 	if err != nil {
