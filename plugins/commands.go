@@ -43,7 +43,11 @@ func Register(r *commands.Registry, m *Manager) {
 				if err != nil || len(args) != 1 {
 					return commands.Failf("Usage: rivetr plugin:install (<path>|<git-url>) [--name <name>] [--committish <ref>]")
 				}
-				p, err := m.Install(ctx, s.Path(args[0]), ref, name, s.Stdout)
+				src := args[0]
+				if !isURL(src) {
+					src = s.Path(src) // relative to the CLI's directory
+				}
+				p, err := m.Install(ctx, src, ref, name, s.Stdout)
 				if err != nil {
 					return err
 				}

@@ -480,10 +480,20 @@ func sourceKind(src string) (string, error) {
 		}
 		return "", errorf("%s holds no %s and is not a git repository", src, ManifestFile)
 	}
-	if strings.Contains(src, "://") || strings.Contains(src, "@") && strings.Contains(src, ":") {
+	if isURL(src) {
 		return "git", nil
 	}
 	return "", errorf("%s is neither a directory nor a git URL", src)
+}
+
+// isURL reports whether src is a git URL (scheme:// or scp-like
+// user@host:path) rather than a local path.
+func isURL(src string) bool {
+	if strings.Contains(src, "://") {
+		return true
+	}
+	at, colon := strings.Index(src, "@"), strings.Index(src, ":")
+	return at > 0 && colon > at && !strings.Contains(src[:at], "/")
 }
 
 // defaultName is the plugin name a source suggests: its last element
