@@ -422,12 +422,10 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	if err != nil {
 		return fail(err)
 	}
-	opts, err := d.svc.Settings(ctx, req.App, "docker-options")
-	if err != nil {
-		return fail(err)
-	}
+	// docker-options' build phase arrives through docker-args-build, as
+	// a built-in hook (BuiltinHooks) before the plugins' options.
 	labels := map[string]string{}
-	buildArgs := BuildOptions(opts["build"], env, labels)
+	buildArgs := map[string]string{}
 	rel.Image = fmt.Sprintf("rivetr/%s:%d", req.App, rel.Number)
 	plan, err := d.builder.Plan(ctx, breq)
 	if err != nil {
@@ -484,9 +482,6 @@ func (d *Deployer) buildRequest(ctx context.Context, app, dir string, out io.Wri
 	if req.Packs, err = d.mergedSettings(ctx, app, "buildpacks"); err != nil {
 		return req, err
 	}
-	if req.Selected, err = d.svc.Setting(ctx, app, "builder", "selected", ""); err != nil {
-		return req, err
-	}
 	if req.EngineSocketFor, err = d.svc.Setting(ctx, app, ComposeAdminNS, "engine-socket", ""); err != nil {
 		return req, err
 	}
@@ -502,14 +497,55 @@ func (d *Deployer) buildRequest(ctx context.Context, app, dir string, out io.Wri
 		}
 		req.Dir = filepath.Join(dir, clean)
 	}
-	if req.Selected == "" {
-		detected, err := d.hook(ctx, "builder-detect", app, out, app, req.Dir)
-		if err != nil {
-			return req, err
-		}
-		req.Selected, _, _ = strings.Cut(strings.TrimSpace(detected), "\n")
+	// builder:set APP selected answers first, as a built-in hook.
+	detected, err := d.hook(ctx, "builder-detect", app, out, app, req.Dir)
+	if err != nil {
+		return req, err
 	}
+	req.Selected, _, _ = strings.Cut(strings.TrimSpace(detected), "\n")
 	return req, nil
+}
+
+// BuiltinHook is a built-in feature that runs on a hook point, in-process
+// and before the plugins' triggers, so a plugin sees and extends it the
+// same way (hooks.Runner.Register).
+type BuiltinHook struct {
+	Point, Name string
+	Run         func(ctx context.Context, args []string) (string, error)
+}
+
+// BuiltinHooks are the deployer's built-in hooks:
+//   - builder-detect "builder": the builder of builder:set APP selected
+//     (the first line printed wins, so it beats a plugin's choice);
+//   - docker-args-build "docker-options": the build phase of
+//     docker-options:add, as shell-quoted options.
+func (d *Deployer) BuiltinHooks() []BuiltinHook {
+	return []BuiltinHook{
+		{Point: "builder-detect", Name: "builder", Run: func(ctx context.Context, args []string) (string, error) {
+			if len(args) < 1 {
+				return "", nil
+			}
+			return d.svc.Setting(ctx, args[0], "builder", "selected", "")
+		}},
+		{Point: "docker-args-build", Name: "docker-options", Run: func(ctx context.Context, args []string) (string, error) {
+			if len(args) < 1 {
+				return "", nil
+			}
+			opts, err := d.svc.Settings(ctx, args[0], "docker-options")
+			if err != nil {
+				return "", err
+			}
+			var words []string
+			for _, line := range splitLines(opts["build"]) {
+				flag, value, _ := strings.Cut(strings.TrimSpace(line), " ")
+				if f, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(f, "--") && !strings.Contains(f, " ") {
+					flag, value = f, v
+				}
+				words = append(words, flag, ShellQuote(strings.TrimSpace(value)))
+			}
+			return strings.Join(words, " "), nil
+		}},
+	}
 }
 
 // mergedSettings are a namespace's global settings overridden by app's.

@@ -111,3 +111,8 @@ func SplitWords(s string) ([]string, error) {
 	}
 	return words, nil
 }
+
+// ShellQuote quotes s as one shell word (SplitWords reads it back).
+func ShellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -106,6 +106,19 @@ func TestPlugins(t *testing.T) {
 		}
 	})
 
+	t.Run("docker-options and docker-args-build reach the build", func(t *testing.T) {
+		c.must(t, "docker-options:add", app, "build", "--build-arg GREETING=hi there")
+		dir := pluginDir(t, "buildarg", map[string]string{
+			"docker-args-build*": "#!/bin/sh\necho \"--build-arg 'FROM_BUILD_PLUGIN=$1 $2'\"\n",
+		})
+		srv.mustCLI(t, nil, "plugin:install", dir)
+		commitDockerfile(t, c, repo, "v2", "ARG GREETING", "ENV GREETING=$GREETING", "ARG FROM_BUILD_PLUGIN", "ENV FROM_BUILD_PLUGIN=$FROM_BUILD_PLUGIN")
+		wantDeployed(t, srv, c.git(t, repo, "push", remote, "main"), app, "remote: ")
+		wantServes(t, srv, app, "/env/GREETING", "hi there")
+		wantServes(t, srv, app, "/env/FROM_BUILD_PLUGIN", app+" dockerfile")
+		srv.mustCLI(t, nil, "plugin:uninstall", "buildarg")
+	})
+
 	t.Run("a plugin command runs over SSH with stdin and exit code", func(t *testing.T) {
 		dir := pluginDir(t, "shout", map[string]string{
 			"commands*":         "#!/bin/sh\ncase \"$1\" in help) echo '    shout:it <words>, Shouts stdin and the words';; *) exit 10;; esac\n",

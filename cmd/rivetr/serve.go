@@ -198,6 +198,12 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	pluginMgr := &plugins.Manager{Settings: svc}
 	hooksRunner := hooks.New(hooks.Config{DataDir: cfg.DataDir, Timeout: cfg.HookTimeout, PluginEnv: pluginMgr.Env}, log)
 	pluginMgr.Dir, pluginMgr.Hooks = hooksRunner.PluginsDir(), hooksRunner
+	for _, h := range deployer.BuiltinHooks() {
+		run := h.Run
+		hooksRunner.Register(h.Point, h.Name, func(ctx context.Context, args []string, _ hooks.IO) (string, error) {
+			return run(ctx, args)
+		})
+	}
 	deployer.SetHooks(hooksRunner)
 	svc.SetHooks(hooksRunner)
 	svc.OnDestroy(deployer.Destroy)
