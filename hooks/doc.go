@@ -26,6 +26,9 @@
 //	post-deploy           PostDeploy          APP PORT IP IMAGE_TAG                       -
 //	post-config-update    PostConfigUpdate    APP set|unset|clear KEY...                  -
 //	post-domains-update   PostDomainsUpdate   APP add|remove|set|clear DOMAIN...          -
+//	install               (plugin:install)    -                                           -
+//	update                (plugin:update)     -                                           -
+//	uninstall             (plugin:uninstall)  -                                           -
 //
 // When they run:
 //
@@ -63,6 +66,13 @@
 //     handler that needs a value reads the app's config itself.
 //   - post-domains-update: after domains:add|remove|set|clear, with the
 //     domains of the command (none for clear).
+//   - install / update / uninstall: only the plugin being installed,
+//     updated or removed runs its own; a failing install removes the plugin
+//     again, a failing uninstall keeps it (unless --force).
+//
+// Built-in features run on the same points in-process, before plugins:
+// builder-detect "builder" prints the builder of builder:set APP selected,
+// docker-args-build "docker-options" prints docker-options' build phase.
 //
 // # Order and results
 //
@@ -98,14 +108,22 @@
 //	RIVETR_PLUGIN_NAME   this plugin's name
 //	RIVETR_TRIGGER       the hook point being run
 //
-// plus the caller's Opts.Env (RIVETR_APP, ...), which cannot override the
-// variables above. Stdin is the caller's Opts.Stdin (read once, at most
-// MaxStdin bytes, and given in full to every handler; empty if none).
-// Stdout is captured as the return value (at most MaxOutput bytes per run;
-// the rest is discarded). Stderr is streamed to Opts.Out, where the user
-// sees it, and its last StderrTail bytes are kept for the error message.
-// Each run has a timeout (Config.Timeout, default DefaultTimeout); when it
-// expires, or the caller's context ends, the trigger's whole process group
-// is killed. A trigger must not leave children holding its stdout or
+// plus the plugin's config (Config.PluginEnv: RIVETR_PLUGIN_CONFIG_<KEY>
+// for each key of [plugin.config] in its plugin.toml, as plugin:set left
+// it) and the caller's Opts.Env (RIVETR_APP, the app the pipeline works
+// on), neither of which can override the variables above. Stdin is the
+// caller's Opts.Stdin (read once, at most MaxStdin bytes, and given in full
+// to every handler; empty if none). Stdout is captured as the return value
+// (at most MaxOutput bytes per run; the rest is discarded); for every point
+// but those in ValuePoints (builder-detect, docker-args-*) it is also
+// streamed to Opts.Out, the user's terminal during a deploy. Stderr is
+// streamed to Opts.Out and its last StderrTail bytes are kept for the error
+// message. Each run has a timeout (Config.Timeout: RIVETR_HOOK_TIMEOUT,
+// default DefaultTimeout); when it expires, or the caller's context ends,
+// the trigger's whole process group is killed and the error says
+// "PLUGIN/TRIGGER timed out after D and was killed".
+//
+// Exec runs a plugin's command executables (commands, subcommands/NAME)
+// the same way, with the caller's streams and no timeout. A trigger must not leave children holding its stdout or
 // stderr: they are closed shortly after it exits.
 package hooks
