@@ -92,6 +92,18 @@ func (d Deps) gitReportFields(ctx context.Context, app string) ([]Field, error) 
 	}, nil
 }
 
+// existingApp is the one app argument, which must exist.
+func (d Deps) existingApp(ctx context.Context, args []string) (string, error) {
+	name, err := oneApp(args)
+	if err != nil {
+		return "", err
+	}
+	if _, err := d.Apps.App(ctx, name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
 func registerMirror(r *Registry, d Deps) {
 	m := d.Mirrors
 	git := r.Namespace("git", "")
@@ -119,11 +131,8 @@ func registerMirror(r *Registry, d Deps) {
 					if err != nil {
 						return Failf("%v", err)
 					}
-					name, err := oneApp(args)
+					name, err := d.existingApp(ctx, args)
 					if err != nil {
-						return err
-					}
-					if _, err := d.Apps.App(ctx, name); err != nil {
 						return err
 					}
 					if _, ok, err := m.Store.DeployKey(ctx, name); err != nil {
@@ -144,11 +153,8 @@ func registerMirror(r *Registry, d Deps) {
 				}},
 			Command{Name: "git:public-key", Usage: "git:public-key <app>", Help: "Print the public half of the app's deploy key",
 				Run: func(ctx context.Context, s *Session, args []string) error {
-					name, err := oneApp(args)
+					name, err := d.existingApp(ctx, args)
 					if err != nil {
-						return err
-					}
-					if _, err := d.Apps.App(ctx, name); err != nil {
 						return err
 					}
 					k, ok, err := m.Store.DeployKey(ctx, name)
@@ -271,11 +277,8 @@ func (d Deps) gitSync(ctx context.Context, s *Session, args []string) error {
 }
 
 func (d Deps) webhookURL(ctx context.Context, s *Session, args []string) error {
-	name, err := oneApp(args)
+	name, err := d.existingApp(ctx, args)
 	if err != nil {
-		return err
-	}
-	if _, err := d.Apps.App(ctx, name); err != nil {
 		return err
 	}
 	secret, err := d.Apps.Setting(ctx, name, "git", apps.GitWebhookSecret, "")
