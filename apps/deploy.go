@@ -427,6 +427,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 	labels := map[string]string{}
 	buildArgs := map[string]string{}
 	rel.Image = fmt.Sprintf("rivetr/%s:%d", req.App, rel.Number)
+	breq.Env = env // compose files interpolate the app's config
 	plan, err := d.builder.Plan(ctx, breq)
 	if err != nil {
 		return fail(err)
@@ -602,6 +603,9 @@ func (d *Deployer) Plan(ctx context.Context, app, rev string) (BuildPlan, error)
 		return BuildPlan{}, err
 	}
 	req.Tag = fmt.Sprintf("rivetr/%s:plan", app)
+	if req.Env, err = d.svc.MergedEnv(ctx, app); err != nil { // compose files interpolate it
+		return BuildPlan{}, err
+	}
 	return d.builder.Plan(ctx, req)
 }
 
