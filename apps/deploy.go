@@ -518,10 +518,25 @@ type BuiltinHook struct {
 // BuiltinHooks are the deployer's built-in hooks:
 //   - builder-detect "builder": the builder of builder:set APP selected
 //     (the first line printed wins, so it beats a plugin's choice);
-//   - docker-args-build "docker-options": the build phase of
+//   - docker-args-build, docker-args-deploy and docker-args-run
+//     "docker-options": the build, deploy and run phases of
 //     docker-options:add, as shell-quoted options.
 func (d *Deployer) BuiltinHooks() []BuiltinHook {
+	phase := func(name string) func(ctx context.Context, args []string) (string, error) {
+		return func(ctx context.Context, args []string) (string, error) {
+			if len(args) < 1 {
+				return "", nil
+			}
+			opts, err := d.svc.Settings(ctx, args[0], "docker-options")
+			if err != nil {
+				return "", err
+			}
+			return strings.Join(splitLines(opts[name]), "\n"), nil
+		}
+	}
 	return []BuiltinHook{
+		{Point: "docker-args-deploy", Name: "docker-options", Run: phase("deploy")},
+		{Point: "docker-args-run", Name: "docker-options", Run: phase("run")},
 		{Point: "builder-detect", Name: "builder", Run: func(ctx context.Context, args []string) (string, error) {
 			if len(args) < 1 {
 				return "", nil
@@ -1196,32 +1211,59 @@ func (d *Deployer) hook(ctx context.Context, point, app string, out io.Writer, a
 	return d.hooks.Run(ctx, point, args, HookOpts{Out: out, Env: map[string]string{"RIVETR_APP": app}})
 }
 
-// deployArgs adds what docker-args-deploy handlers print (-e KEY=VALUE,
-// -l KEY=VALUE) to the spec of process p.
+// deployArgs adds what docker-args-deploy handlers print (docker-options'
+// deploy phase first) to the spec of process p.
 func (d *Deployer) deployArgs(ctx context.Context, rel *Release, p proc, spec *ContainerSpec, out io.Writer) error {
-	extra, err := d.hook(ctx, "docker-args-deploy", rel.App, out, rel.App, rel.Image, p.typ, strconv.Itoa(p.index))
+	return d.applyRunArgs(ctx, "docker-args-deploy", rel.App, out, spec, rel.App, rel.Image, p.typ, strconv.Itoa(p.index))
+}
+
+// applyRunArgs runs a docker-args-deploy/run point and applies the
+// options its handlers print (-e/--env KEY=VALUE, -l/--label KEY=VALUE)
+// to spec; any other option fails, naming it.
+func (d *Deployer) applyRunArgs(ctx context.Context, point, app string, out io.Writer, spec *ContainerSpec, args ...string) error {
+	extra, err := d.hook(ctx, point, app, out, args...)
 	if err != nil {
 		return err
 	}
-	args, err := ParseDockerArgs(extra)
+	if err := ApplyRunOptions(extra, spec); err != nil {
+		return Errorf(ErrDeployFailed, "%s: %v", point, err)
+	}
+	return nil
+}
+
+// ApplyRunOptions applies container options (shell-quoted words) to spec:
+// -e/--env KEY=VALUE and -l/--label KEY=VALUE; rivetr.* labels and any
+// other option are refused.
+func ApplyRunOptions(opts string, spec *ContainerSpec) error {
+	args, err := ParseDockerArgs(opts)
 	if err != nil {
-		return Errorf(ErrDeployFailed, "docker-args-deploy: %v", err)
+		return err
 	}
 	for _, a := range args {
-		k, v, _ := strings.Cut(a.Value, "=")
+		k, v, ok := strings.Cut(a.Value, "=")
 		switch a.Flag {
 		case "-e", "--env":
+			if !ok {
+				return fmt.Errorf("%s %s: use KEY=VALUE", a.Flag, clipWord(a.Value))
+			}
 			if err := ValidateEnvKey(k); err != nil {
-				return Errorf(ErrDeployFailed, "docker-args-deploy: %v", err)
+				return err
 			}
-			spec.Env[k] = v
+			if spec.Env != nil {
+				spec.Env[k] = v
+			}
 		case "-l", "--label":
-			if strings.HasPrefix(k, "rivetr.") {
-				return Errorf(ErrDeployFailed, "docker-args-deploy: label %s is rivetr's own", k)
+			if !ok || k == "" {
+				return fmt.Errorf("%s %s: use KEY=VALUE", a.Flag, clipWord(a.Value))
 			}
-			spec.Labels[k] = v
+			if strings.HasPrefix(k, "rivetr.") {
+				return fmt.Errorf("label %s is rivetr's own", k)
+			}
+			if spec.Labels != nil {
+				spec.Labels[k] = v
+			}
 		default:
-			return Errorf(ErrDeployFailed, "docker-args-deploy: option %s is not supported (rivetr applies -e/--env KEY=VALUE and -l/--label KEY=VALUE)", a.Flag)
+			return fmt.Errorf("option %s is not supported (rivetr applies -e/--env KEY=VALUE and -l/--label KEY=VALUE)", a.Flag)
 		}
 	}
 	return nil

@@ -68,6 +68,9 @@ func (d *Deployer) oneOffSpec(ctx context.Context, app string, cmd []string, env
 	if err != nil {
 		return ContainerSpec{}, err
 	}
+	if err := d.applyRunArgs(ctx, "docker-args-run", app, io.Discard, &spec, app, rel.Image); err != nil {
+		return ContainerSpec{}, err
+	}
 	spec.Name = fmt.Sprintf("%s.run.%s", app, randomHex(8))
 	spec.RestartPolicy = "no"
 	spec.Env["DYNO"] = "run.1"

@@ -11,12 +11,15 @@ import (
 
 // docker-options stores extra engine options per phase, as Dokku does.
 // The build phase understands --build-arg KEY[=VALUE] (a bare KEY takes its
-// value from the app's config) and --label KEY=VALUE; deploy and run phases
-// are refused until the runtime applies them, rather than stored and ignored.
+// value from the app's config) and --label KEY=VALUE; the deploy phase (the
+// app's containers and release tasks) and the run phase (one-off
+// containers) -e/--env KEY=VALUE and -l/--label KEY=VALUE. Other options
+// are refused when added, rather than stored and ignored. They reach the
+// deploy as the built-in docker-args-* hooks.
 var dockerPhases = []string{"build", "deploy", "run"}
 
 func registerDockerOptions(r *Registry, d Deps) {
-	ns := r.Namespace("docker-options", "Manage extra engine options per phase (build: --build-arg, --label)")
+	ns := r.Namespace("docker-options", "Manage extra engine options per phase (build: --build-arg, --label; deploy, run: -e, -l)")
 	r.Add(ns,
 		Command{Name: "docker-options:add", Usage: "docker-options:add <app> <phase(s)> OPTION", Help: "Add an option to phases (comma-separated)", Run: d.dockerOptionsChange(true)},
 		Command{Name: "docker-options:remove", Usage: "docker-options:remove <app> <phase(s)> OPTION", Help: "Remove an option from phases", Run: d.dockerOptionsChange(false)},
@@ -90,12 +93,14 @@ func (d Deps) dockerOptionsChange(add bool) func(context.Context, *Session, []st
 			return err
 		}
 		for _, p := range list {
-			if add && p != "build" {
-				return Failf("The %s phase is not supported yet: only build options (--build-arg, --label) are applied", p)
-			}
-			if add {
+			if add && p == "build" {
 				if err := ValidateBuildOption(opt); err != nil {
 					return Failf("%v", err)
+				}
+			}
+			if add && p != "build" {
+				if err := apps.ApplyRunOptions(opt, &apps.ContainerSpec{}); err != nil {
+					return Failf("Invalid %s option: %v", p, err)
 				}
 			}
 			var opts []string

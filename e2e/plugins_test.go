@@ -119,6 +119,23 @@ func TestPlugins(t *testing.T) {
 		srv.mustCLI(t, nil, "plugin:uninstall", "buildarg")
 	})
 
+	t.Run("docker-options deploy and run phases reach the containers", func(t *testing.T) {
+		c.must(t, "docker-options:add", app, "deploy", "-e 'OPT_GREETING=hello world' --label tier=web")
+		c.must(t, "docker-options:add", app, "run", "-e RUN_ONLY=yes")
+		wantError(t, c.ssh(t, nil, "docker-options:add", app, "deploy", "-v /:/host"), 1, "-v is not supported")
+		wantError(t, c.ssh(t, nil, "docker-options:add", app, "run", "--label rivetr.app=other"), 1, "rivetr's own")
+		wantDeployed(t, srv, c.must(t, "ps:rebuild", app), app, "")
+		wantServes(t, srv, app, "/env/OPT_GREETING", "hello world")
+		wantServes(t, srv, app, "/env/RUN_ONLY", "")
+		if got := eng.inspect(t, runningWeb(t, eng, app)).Config.Labels["tier"]; got != "web" {
+			t.Errorf("label tier = %q, want web", got)
+		}
+		if got := strings.TrimSpace(c.must(t, "run", app, "/server", "printenv", "RUN_ONLY").Stdout); got != "yes" {
+			t.Errorf("run phase option in a one-off container: %q", got)
+		}
+		c.must(t, "docker-options:clear", app)
+	})
+
 	t.Run("a plugin command runs over SSH with stdin and exit code", func(t *testing.T) {
 		dir := pluginDir(t, "shout", map[string]string{
 			"commands*":         "#!/bin/sh\ncase \"$1\" in help) echo '    shout:it <words>, Shouts stdin and the words';; *) exit 10;; esac\n",

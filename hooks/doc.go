@@ -71,8 +71,10 @@
 //     again, a failing uninstall keeps it (unless --force).
 //
 // Built-in features run on the same points in-process, before plugins:
-// builder-detect "builder" prints the builder of builder:set APP selected,
-// docker-args-build "docker-options" prints docker-options' build phase.
+// builder-detect "builder" prints the builder of builder:set APP selected;
+// docker-args-build, docker-args-deploy and docker-args-run
+// "docker-options" print docker-options' build, deploy and run phases.
+// docker-args-run (APP IMAGE_TAG) is called for one-off run containers.
 //
 // # Order and results
 //
