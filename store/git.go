@@ -38,6 +38,9 @@ func scanJob(r scanner) (apps.DeployJob, error) {
 	return j, err
 }
 
+// KeptJobs is how many deploy jobs of an app the history keeps.
+const KeptJobs = 100
+
 // EnqueueJob stores j as queued; the app's older queued jobs are coalesced
 // into it.
 func (s *SQLite) EnqueueJob(ctx context.Context, j apps.DeployJob) (apps.DeployJob, error) {
@@ -57,6 +60,13 @@ func (s *SQLite) EnqueueJob(ctx context.Context, j apps.DeployJob) (apps.DeployJ
 		_, err = tx.ExecContext(ctx, `UPDATE deploy_jobs SET status = ?, detail = ?, finished_at = ?
 			WHERE app_id = ? AND status = ? AND id <> ?`,
 			apps.JobCoalesced, fmt.Sprintf("superseded by #%d", j.ID), millis(j.CreatedAt), id, apps.JobQueued, j.ID)
+		if err != nil {
+			return err
+		}
+		// The history keeps the newest KeptJobs of the app.
+		_, err = tx.ExecContext(ctx, `DELETE FROM deploy_jobs WHERE app_id = ? AND status NOT IN (?, ?)
+			AND id NOT IN (SELECT id FROM deploy_jobs WHERE app_id = ? ORDER BY id DESC LIMIT ?)`,
+			id, apps.JobQueued, apps.JobRunning, id, KeptJobs)
 		return err
 	})
 	j.Status = apps.JobQueued
