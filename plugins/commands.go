@@ -225,14 +225,16 @@ func (m *Manager) report(ctx context.Context, s *commands.Session, args []string
 	for i, c := range cmds {
 		cmds[i] = p.Name + ":" + c
 	}
+	dispatcher := ""
 	if p.HasCommands {
-		cmds = append([]string{"commands"}, cmds...)
+		dispatcher = "commands"
 	}
 	fields := [][2]string{
 		{"plugin-name", p.Name}, {"plugin-version", p.Manifest.Version}, {"plugin-enabled", fmt.Sprint(p.Enabled)},
 		{"plugin-description", describe(p)}, {"plugin-source", p.Source.Location}, {"plugin-source-kind", p.Source.Kind},
 		{"plugin-source-ref", p.Source.Ref}, {"plugin-source-commit", p.Source.Commit},
 		{"plugin-triggers", strings.Join(p.Triggers, " ")}, {"plugin-commands", strings.Join(cmds, " ")},
+		{"plugin-dispatcher", dispatcher},
 	}
 	for _, k := range keys {
 		fields = append(fields, [2]string{"plugin-config-" + k, cfg[k]})
