@@ -250,6 +250,12 @@ func (fc *fastConn) serveOne() (keep, slow bool) {
 	}
 	host := normalizeHost(bytesString(req.host))
 	rt := p.table.Load().lookup(host)
+	if rt != nil && rt.site != nil {
+		if keep, ok := fc.serveStatic(rt, total); ok {
+			return keep, false
+		}
+		return false, true
+	}
 	if rt == nil || len(rt.upstreams) == 0 {
 		return false, true
 	}

@@ -27,6 +27,7 @@ type staticSite struct {
 	root     *os.Root
 	spa      bool
 	notFound string
+	cache    fileCache // small files for the fast path (staticfast.go)
 }
 
 // rootGrace is how long a replaced site's root stays open, for requests

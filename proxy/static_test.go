@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,7 +31,9 @@ func siteTree(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-func TestStaticSite(t *testing.T) {
+func TestStaticSite(t *testing.T) { bothPaths(t, testStaticSite) }
+
+func testStaticSite(t *testing.T, opts Options) {
 	dir := siteTree(t, map[string]string{
 		"index.html":       "<h1>home</h1>",
 		"about/index.html": "<h1>about</h1>",
@@ -48,7 +51,7 @@ func TestStaticSite(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tp := startProxy(t, zerolog.Nop(), Options{})
+	tp := startProxy(t, zerolog.Nop(), opts)
 	tp.SetStatic("site", []string{"site.example.com"}, apps.StaticSite{Dir: dir, NotFound: "404.html"})
 	get := func(path string, hdr map[string]string) result {
 		t.Helper()
@@ -175,5 +178,68 @@ func TestStaticSwap(t *testing.T) {
 	tp.WriteMetrics(&m)
 	if !strings.Contains(m.String(), `rivetr_proxy_requests_total{app="site",code="200"}`) {
 		t.Errorf("static requests not counted:\n%s", m.String())
+	}
+}
+
+// TestStaticFastPathMatchesNetHTTP: the answers the fast path gives from
+// its cache are net/http's, header for header, and what it cannot answer
+// still works.
+func TestStaticFastPathMatchesNetHTTP(t *testing.T) {
+	dir := siteTree(t, map[string]string{
+		"index.html":      "<h1>home</h1>",
+		"docs/index.html": "<h1>docs</h1>",
+		"a.txt":           "plain text",
+		"empty.json":      "",
+		"big.bin":         strings.Repeat("x", cacheFileMax+1),
+		"mid.css":         strings.Repeat("y", 40<<10),
+	})
+	fast := startProxy(t, zerolog.Nop(), Options{})
+	slow := startProxy(t, zerolog.Nop(), Options{netHTTPOnly: true})
+	for _, tp := range []*testProxy{fast, slow} {
+		tp.SetStatic("site", []string{"site.example.com"}, apps.StaticSite{Dir: dir})
+	}
+	for _, path := range []string{"/", "/a.txt", "/a.txt?v=3", "/empty.json", "/docs/", "/mid.css", "/big.bin"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			for range 2 { // the second from the cache
+				f := fast.do(t, method, "site.example.com", path, nil, nil)
+				s := slow.do(t, method, "site.example.com", path, nil, nil)
+				if f.status != s.status || f.body != s.body {
+					t.Errorf("%s %s: fast %d %d bytes, net/http %d %d bytes", method, path, f.status, len(f.body), s.status, len(s.body))
+				}
+				for _, h := range []http.Header{f.header, s.header} {
+					if h.Get("Date") == "" || len(h.Get("X-Request-Id")) != 32 {
+						t.Errorf("%s %s: Date %q, X-Request-Id %q", method, path, h.Get("Date"), h.Get("X-Request-Id"))
+					}
+					h.Del("Date")
+					h.Del("X-Request-Id")
+				}
+				if fmt.Sprint(f.header) != fmt.Sprint(s.header) {
+					t.Errorf("%s %s headers:\nfast     %v\nnet/http %v", method, path, f.header, s.header)
+				}
+			}
+		}
+	}
+	rt := fast.table.Load().lookup("site.example.com")
+	rt.site.cache.mu.RLock()
+	cached := map[string]bool{}
+	for k, v := range rt.site.cache.m {
+		cached[k] = v != nil
+	}
+	rt.site.cache.mu.RUnlock()
+	for path, want := range map[string]bool{"/": true, "/a.txt": true, "/docs/": true, "/mid.css": true, "/big.bin": false} {
+		if cached[path] != want {
+			t.Errorf("cache of %s: %v, want %v (all: %v)", path, cached[path], want, cached)
+		}
+	}
+	// A client's request ID is kept; conditional requests still get 304.
+	r := fast.do(t, "GET", "site.example.com", "/a.txt", nil, map[string]string{"X-Request-Id": "trace-1"})
+	if r.header.Get("X-Request-Id") != "trace-1" {
+		t.Errorf("request id %q", r.header.Get("X-Request-Id"))
+	}
+	if c := fast.do(t, "GET", "site.example.com", "/a.txt", nil, map[string]string{"If-None-Match": r.header.Get("ETag")}); c.status != http.StatusNotModified {
+		t.Errorf("If-None-Match on the fast path's file: %d", c.status)
+	}
+	if c := fast.do(t, "GET", "site.example.com", "/a.txt", nil, map[string]string{"Range": "bytes=0-4"}); c.status != http.StatusPartialContent || c.body != "plain" {
+		t.Errorf("Range on the fast path's file: %d %q", c.status, c.body)
 	}
 }
