@@ -176,7 +176,11 @@ func (h *Webhooks) handle(ctx context.Context, provider string, hdr http.Header,
 		return http.StatusOK, hookResponse{Status: "ignored", Message: fmt.Sprintf("event %q deploys nothing; only push events do", ev.kind)}
 	}
 	if len(verified) == 0 {
-		return http.StatusOK, hookResponse{Status: "ignored", Message: "no app follows this repository (git:set APP source-url URL)"}
+		msg := "no app follows this repository (git:set APP source-url URL)"
+		if len(followers) > 0 {
+			msg = "the apps following this repository have their own webhook secrets; this one is the global secret"
+		}
+		return http.StatusOK, hookResponse{Status: "ignored", Message: msg}
 	}
 	id := ev.delivery
 	if id == "" {
