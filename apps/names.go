@@ -13,7 +13,7 @@ var (
 	envKeyRe      = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 	serviceNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	keyNameRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
-	volumeRe      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	volumeRe      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`) // at most 128: see resources.go
 )
 
 // Limits on sizes, so one request cannot fill the disk or a container's env.

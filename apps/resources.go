@@ -70,7 +70,7 @@ func ParseMount(spec string) (Mount, error) {
 		if strings.Contains(m.Source, "..") || filepath.Clean(m.Source) != m.Source {
 			return Mount{}, Errorf(ErrInvalidValue, "Mount source %q must be a clean absolute path", m.Source)
 		}
-	case volumeRe.MatchString(m.Source):
+	case len(m.Source) <= 128 && volumeRe.MatchString(m.Source):
 		m.Volume = true
 	default:
 		return Mount{}, Errorf(ErrInvalidValue, "Mount source %q must be an absolute host path or a volume name", m.Source)

@@ -36,7 +36,12 @@ type deployer interface {
 	GlobalDomain() string
 }
 
-var procTypeRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,63}$`)
+var procTypeRe = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// validProcType accepts a Procfile process type: 1 to 63 letters, digits,
+// "_" and "-" (the length is checked apart: a counted repetition compiles
+// into a large regexp).
+func validProcType(s string) bool { return len(s) <= 63 && procTypeRe.MatchString(s) }
 
 // needDeployer fails clearly where deploys are not wired.
 func (d Deps) needDeployer() error {
@@ -318,7 +323,7 @@ func (d Deps) psScale(ctx context.Context, s *Session, args []string) error {
 	for _, a := range args[1:] {
 		typ, n, ok := strings.Cut(a, "=")
 		count, err := strconv.Atoi(n)
-		if !ok || !procTypeRe.MatchString(typ) || err != nil || count < 0 || count > 100 || typ == "release" {
+		if !ok || !validProcType(typ) || err != nil || count < 0 || count > 100 || typ == "release" {
 			return Failf("Invalid scale %q: use TYPE=COUNT with COUNT from 0 to 100", a)
 		}
 		set[typ] = strconv.Itoa(count)
@@ -530,7 +535,7 @@ func (d Deps) checksList(action string) func(context.Context, *Session, []string
 		if len(args) == 2 {
 			types = strings.Split(args[1], ",")
 			for _, t := range types {
-				if !procTypeRe.MatchString(t) {
+				if !validProcType(t) {
 					return Failf("Invalid process type %q", t)
 				}
 			}
@@ -622,7 +627,7 @@ func (d Deps) resourceSet(kind string) func(context.Context, *Session, []string)
 		}
 		prefix := ""
 		if typ != "" {
-			if !procTypeRe.MatchString(typ) {
+			if !validProcType(typ) {
 				return Failf("Invalid process type %q", typ)
 			}
 			prefix = typ + "."
@@ -868,7 +873,7 @@ func (d Deps) enter(ctx context.Context, s *Session, args []string) error {
 	}
 	app, typ, cmd := args[0], "web", []string{"/bin/sh"}
 	rest := args[1:]
-	if len(rest) > 0 && procTypeRe.MatchString(rest[0]) && id == "" {
+	if len(rest) > 0 && validProcType(rest[0]) && id == "" {
 		typ, rest = rest[0], rest[1:]
 	}
 	if len(rest) > 0 {
@@ -903,7 +908,7 @@ func (d Deps) logs(ctx context.Context, s *Session, args []string) error {
 			return Failf("Invalid -n %q: want a number of lines", n)
 		}
 	}
-	if typ != "" && !procTypeRe.MatchString(typ) {
+	if typ != "" && !validProcType(typ) {
 		return Failf("Invalid process type %q", typ)
 	}
 	return d.Deployer.Logs(ctx, app, typ, opts, quiet || s.Quiet, s.Stdout)

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -54,8 +53,6 @@ type Mirror struct {
 
 // syncRef is the temporary ref a fetch lands in before the branch moves.
 const syncRef = "refs/rivetr/sync"
-
-var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
 
 // ValidateSourceURL accepts https://, http://, ssh:// and git:// URLs and
 // scp-like user@host:path remotes. Local paths and file:// URLs are
@@ -251,7 +248,7 @@ func resolveRemoteRef(refs []*plumbing.Reference, ref string) (string, bool, err
 			return name, false, nil
 		}
 	}
-	if shaRE.MatchString(ref) {
+	if revRe.MatchString(ref) {
 		return ref, true, nil
 	}
 	return "", false, fmt.Errorf("no branch, tag or commit %s", ref)

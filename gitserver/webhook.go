@@ -416,7 +416,7 @@ func (ev *event) parsePayload() error {
 	if ev.provider == GitHub && ev.kind == "" && p.Zen != "" {
 		ev.kind = "ping"
 	}
-	if ev.kind == "push" && (ev.ref == "" || (!ev.deleted && !shaRE.MatchString(ev.after))) {
+	if ev.kind == "push" && (ev.ref == "" || (!ev.deleted && !revRe.MatchString(ev.after))) {
 		return errors.New("push event without ref or after")
 	}
 	return nil

@@ -209,7 +209,22 @@ func checkKeys(keys []string, file string) error {
 
 var ulimitRe = regexp.MustCompile(`^[0-9]+(:[0-9]+)?$`)
 
-var domainRe = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// labelRe is one DNS label; validDomain bounds its length (a counted
+// repetition would compile into a large regexp).
+var labelRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+
+// validDomain accepts a lower-case DNS name of labels of 1 to 63 characters.
+func validDomain(s string) bool {
+	if s == "" {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if len(label) > 63 || !labelRe.MatchString(label) {
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks every value and names the first bad one.
 func (c Config) Validate() error {
@@ -230,7 +245,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s: invalid address %q: %v", a.name, a.val, err)
 		}
 	}
-	if len(c.Domain) > 253 || !domainRe.MatchString(c.Domain) {
+	if len(c.Domain) > 253 || !validDomain(c.Domain) {
 		return fmt.Errorf("domain (RIVETR_DOMAIN): invalid domain %q", c.Domain)
 	}
 	if !slices.Contains([]string{"auto", "docker", "podman"}, c.Runtime) {
@@ -264,7 +279,7 @@ func checkAddr(addr string) error {
 	if err != nil {
 		return errors.New("want HOST:PORT or :PORT")
 	}
-	if host != "" && net.ParseIP(host) == nil && !domainRe.MatchString(strings.ToLower(host)) {
+	if host != "" && net.ParseIP(host) == nil && !validDomain(strings.ToLower(host)) {
 		return fmt.Errorf("bad host %q", host)
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil || port == "" {

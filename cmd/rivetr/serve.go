@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -316,6 +317,10 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 		Str("ssh", d.ssh.Addr().String()).Str("http", httpLn.Addr().String()).
 		Str("api", apiLn.Addr().String()).Str("https", addrOf(httpsLn)).Str("socket", cfg.SocketPath()).
 		Str("domain", cfg.Domain).Msg("rivetr started")
+	// Start-up (package init, migrations, wiring, restoring routes) leaves
+	// garbage an idle daemon never reuses; collect it and give the pages
+	// back now rather than waiting for the background scavenger.
+	debug.FreeOSMemory()
 
 	var serveErr error
 	select {
