@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rivetr/rivetr/apps"
 )
@@ -102,6 +103,7 @@ func TestBadValues(t *testing.T) {
 
 		"RIVETR_PROXY_MAX_BODY_SIZE": "10x",
 		"RIVETR_PROXY_ACCESS_LOG":    "maybe",
+		"RIVETR_HOOK_TIMEOUT":        "forever",
 	}
 	for k, v := range cases {
 		t.Run(k, func(t *testing.T) {
@@ -148,12 +150,28 @@ func TestProxySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.HookTimeout != 60*time.Second {
+		t.Errorf("hook timeout %v, want the 60s default", c.HookTimeout)
+	}
 	if c.ProxyMaxBody != 10<<20 || !c.ProxyAccessLog {
 		t.Errorf("max body %d, access log %v", c.ProxyMaxBody, c.ProxyAccessLog)
 	}
 	for in, want := range map[string]int64{"0": 0, "512": 512, "4k": 4096, "1G": 1 << 30} {
 		if n, err := apps.ParseBytes(in); err != nil || n != want {
 			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+}
+
+func TestValidDomain(t *testing.T) {
+	for _, d := range []string{"localhost", "example.com", "a.b-c.d", strings.Repeat("a", 63) + ".io"} {
+		if !validDomain(d) {
+			t.Errorf("%q refused", d)
+		}
+	}
+	for _, d := range []string{"", "a..b", ".a", "a.", "-a.com", "a-.com", "A.com", "a_b.com", strings.Repeat("a", 64) + ".io"} {
+		if validDomain(d) {
+			t.Errorf("%q accepted", d)
 		}
 	}
 }
