@@ -42,9 +42,11 @@ lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
 
-# Random bodies and headers against each webhook handler (gitserver).
+# Random bodies and headers against each webhook handler (gitserver), and
+# random plugin output against the docker-args parser (apps).
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzWebhooks -fuzztime 60s -fuzzminimizetime 5s ./gitserver
+	$(GO) test -run XXX -fuzz FuzzSplitWords -fuzztime 30s -fuzzminimizetime 5s ./apps
 
 bench: build
 	bench/run.sh

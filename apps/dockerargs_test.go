@@ -41,3 +41,31 @@ func TestParseDockerArgs(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSplitWords: any input splits without panicking, and words quoted
+// with ShellQuote come back as they were.
+func FuzzSplitWords(f *testing.F) {
+	for _, s := range []string{`-e A=1`, `'a b' "c \"d\"" e\ f`, `"$x" '' ""`, "a\tb\nc", `'`, `\`} {
+		f.Add(s, "x y")
+	}
+	f.Fuzz(func(t *testing.T, s, w string) {
+		SplitWords(s)
+		ParseDockerArgs(s)
+		words := []string{w, s, "-e", w + "=" + s}
+		var quoted []string
+		for _, x := range words {
+			quoted = append(quoted, ShellQuote(x))
+		}
+		joined := ""
+		for i, q := range quoted {
+			if i > 0 {
+				joined += " "
+			}
+			joined += q
+		}
+		got, err := SplitWords(joined)
+		if err != nil || !reflect.DeepEqual(got, words) {
+			t.Fatalf("SplitWords(%q) = %q, %v; want %q", joined, got, err, words)
+		}
+	})
+}
