@@ -50,6 +50,9 @@ type Store interface {
 	Settings(ctx context.Context, scope, namespace string) (map[string]string, error)
 	// SetSetting stores value; an empty value removes the key.
 	SetSetting(ctx context.Context, scope, namespace, key, value string) error
+	// AppsSettings returns every app's settings in namespace, by app name
+	// (apps with none are left out).
+	AppsSettings(ctx context.Context, namespace string) (map[string]map[string]string, error)
 
 	AddSSHKey(ctx context.Context, key SSHKey) error
 	SSHKeys(ctx context.Context) ([]SSHKey, error)

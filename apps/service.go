@@ -227,6 +227,11 @@ func (s *Service) Settings(ctx context.Context, scope, namespace string) (map[st
 	return s.store.Settings(ctx, scope, namespace)
 }
 
+// AppsSettings returns every app's own settings in namespace, by app.
+func (s *Service) AppsSettings(ctx context.Context, namespace string) (map[string]map[string]string, error) {
+	return s.store.AppsSettings(ctx, namespace)
+}
+
 // SetSetting stores one setting; an empty value resets it to its default.
 func (s *Service) SetSetting(ctx context.Context, scope, namespace, key, value string) error {
 	if err := s.checkScope(ctx, scope); err != nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -38,8 +39,7 @@ type WebhookStore interface {
 
 // WebhookApps is the part of the app service webhooks read and write.
 type WebhookApps interface {
-	Apps(ctx context.Context) ([]apps.App, error)
-	Settings(ctx context.Context, scope, namespace string) (map[string]string, error)
+	AppsSettings(ctx context.Context, namespace string) (map[string]map[string]string, error)
 	Setting(ctx context.Context, app, namespace, key, def string) (string, error)
 	SetSetting(ctx context.Context, scope, namespace, key, value string) error
 }
@@ -255,23 +255,25 @@ func (h *Webhooks) followers(ctx context.Context, keys []string) ([]follower, er
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	list, err := h.Apps.Apps(ctx)
+	all, err := h.Apps.AppsSettings(ctx, "git") // one query, however many apps
 	if err != nil {
 		return nil, err
 	}
+	names := make([]string, 0, len(all))
+	for name := range all {
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	var out []follower
-	for _, a := range list {
-		s, err := h.Apps.Settings(ctx, a.Name, "git")
-		if err != nil {
-			return nil, err
-		}
+	for _, name := range names {
+		s := all[name]
 		src := RepoKey(s[apps.GitSourceURL])
 		if src == "" {
 			continue
 		}
 		for _, k := range keys {
 			if k == src {
-				out = append(out, follower{app: a.Name, secret: s[apps.GitWebhookSecret], branch: s[apps.GitSourceBranch]})
+				out = append(out, follower{app: name, secret: s[apps.GitWebhookSecret], branch: s[apps.GitSourceBranch]})
 				break
 			}
 		}

@@ -393,13 +393,13 @@ type fakeApps struct {
 	settings map[string]map[string]string
 }
 
-func (f *fakeApps) Apps(context.Context) ([]apps.App, error) {
+func (f *fakeApps) AppsSettings(_ context.Context, ns string) (map[string]map[string]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []apps.App
-	for k := range f.settings {
-		if name, ok := strings.CutSuffix(k, "/git"); ok && name != apps.Global {
-			out = append(out, apps.App{Name: name})
+	out := map[string]map[string]string{}
+	for k, v := range f.settings {
+		if name, ok := strings.CutSuffix(k, "/"+ns); ok && name != apps.Global {
+			out[name] = maps.Clone(v)
 		}
 	}
 	return out, nil
@@ -473,7 +473,7 @@ func BenchmarkWebhookPush(b *testing.B) {
 	defer db.Close()
 	svc := apps.NewService(db)
 	ctx := context.Background()
-	for _, app := range []string{"web", "api", "docs"} {
+	for _, app := range benchApps() {
 		svc.Create(ctx, app)
 		svc.SetSetting(ctx, app, "git", apps.GitWebhookSecret, secretA)
 	}
@@ -497,4 +497,16 @@ func BenchmarkWebhookPush(b *testing.B) {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
 		}
 	}
+}
+
+// benchApps are the apps of BenchmarkWebhookPush: web follows the
+// repository, the others (RIVETR_BENCH_APPS in all, default 3) do not.
+func benchApps() []string {
+	n, _ := strconv.Atoi(os.Getenv("RIVETR_BENCH_APPS"))
+	n = max(n, 3)
+	out := []string{"web"}
+	for i := 1; i < n; i++ {
+		out = append(out, "app-"+strconv.Itoa(i))
+	}
+	return out
 }

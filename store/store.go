@@ -333,6 +333,30 @@ func (s *SQLite) Settings(ctx context.Context, scope, namespace string) (map[str
 	return out, rows.Err()
 }
 
+// AppsSettings returns every app's settings in one namespace, by app, in
+// one query (apps without any are left out).
+func (s *SQLite) AppsSettings(ctx context.Context, namespace string) (map[string]map[string]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT a.name, s.key, s.value FROM settings s JOIN apps a ON a.id = s.app_id
+		WHERE s.namespace = ?`, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("read %s settings: %w", namespace, err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]string{}
+	for rows.Next() {
+		var app, k string
+		var v []byte
+		if err := rows.Scan(&app, &k, &v); err != nil {
+			return nil, err
+		}
+		if out[app] == nil {
+			out[app] = map[string]string{}
+		}
+		out[app][k] = string(v)
+	}
+	return out, rows.Err()
+}
+
 // SetSetting stores or (with an empty value) removes one setting.
 func (s *SQLite) SetSetting(ctx context.Context, scope, namespace, key, value string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
