@@ -209,7 +209,7 @@ func (m *Manager) Install(ctx context.Context, src, ref, name string, out io.Wri
 	if _, err := os.Lstat(final); err == nil {
 		return Plugin{}, errorf("Plugin %s is already installed: plugin:update %s, or plugin:uninstall it first", name, name)
 	}
-	stage, _, err := m.stage(ctx, kind, src, ref, name, out)
+	stage, err := m.stage(ctx, kind, src, ref, name, out)
 	if err != nil {
 		return Plugin{}, err
 	}
@@ -241,7 +241,7 @@ func (m *Manager) Update(ctx context.Context, name, ref string, out io.Writer) (
 	if p.Source.Kind == "dir" && ref != "" {
 		return Plugin{}, errorf("Plugin %s was installed from a directory: it has no ref to update to", name)
 	}
-	stage, _, err := m.stage(ctx, p.Source.Kind, p.Source.Location, ref, name, out)
+	stage, err := m.stage(ctx, p.Source.Kind, p.Source.Location, ref, name, out)
 	if err != nil {
 		return Plugin{}, err
 	}
@@ -509,16 +509,16 @@ func defaultName(src string) string {
 // stage copies or clones the plugin into a hidden directory of the plugins
 // directory (which the hook runner skips), validates it and records where
 // it came from. The caller renames it into place.
-func (m *Manager) stage(ctx context.Context, kind, src, ref, name string, out io.Writer) (string, Source, error) {
+func (m *Manager) stage(ctx context.Context, kind, src, ref, name string, out io.Writer) (string, error) {
 	stage, err := os.MkdirTemp(m.Dir, ".install-"+name+"-")
 	if err != nil {
-		return "", Source{}, fmt.Errorf("stage plugin %s: %w", name, err)
+		return "", fmt.Errorf("stage plugin %s: %w", name, err)
 	}
 	os.Chmod(stage, 0o755)
 	info := Source{Kind: kind, Location: src, Ref: ref, InstalledAt: time.Now().UTC()}
-	fail := func(err error) (string, Source, error) {
+	fail := func(err error) (string, error) {
 		os.RemoveAll(stage)
-		return "", Source{}, err
+		return "", err
 	}
 	switch kind {
 	case "dir":
@@ -571,7 +571,7 @@ func (m *Manager) stage(ctx context.Context, kind, src, ref, name string, out io
 		return fail(err)
 	}
 	fmt.Fprintf(out, "-----> Plugin %s %s: %s\n", name, man.Version, man.Description)
-	return stage, info, nil
+	return stage, nil
 }
 
 // copyTree copies regular files (with their modes), directories and
