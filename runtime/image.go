@@ -83,14 +83,7 @@ func (e *Engine) BuildImage(ctx context.Context, b apps.ImageBuild) error {
 		}
 	}
 
-	pr, pw := io.Pipe()
-	tarDone := make(chan error, 1)
-	go func() {
-		err := writeContext(ctx, pw, b.Dir, ignore, []string{dockerfile, ".dockerignore"})
-		pw.CloseWithError(err)
-		tarDone <- err
-	}()
-	res, err := e.cli.ImageBuild(ctx, pr, client.ImageBuildOptions{
+	opts := client.ImageBuildOptions{
 		Tags:        []string{b.Tag},
 		Dockerfile:  dockerfile,
 		Labels:      labels,
@@ -98,19 +91,51 @@ func (e *Engine) BuildImage(ctx context.Context, b apps.ImageBuild) error {
 		Remove:      true,
 		ForceRemove: true,
 		Version:     build.BuilderV1,
-	})
+	}
+	for attempt := 1; ; attempt++ {
+		err := e.buildOnce(ctx, b.Dir, ignore, dockerfile, opts, out)
+		if err != nil && attempt == 1 && cacheRace(err) {
+			// An image whose layers this build took from the cache was
+			// removed meanwhile (an app's old images pruned, another app
+			// destroyed): the engine cannot commit onto the missing parent.
+			// Building again makes the layers anew.
+			fmt.Fprintf(out, "-----> A cached layer was removed during the build (%v); building again\n", err)
+			continue
+		}
+		if err != nil {
+			return e.errorf("build image %s: %w", b.Tag, err)
+		}
+		return nil
+	}
+}
+
+// cacheRace reports whether a build failed because a layer it reused from
+// the cache was deleted while it ran.
+func cacheRace(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "unknown parent image ID") || strings.Contains(msg, "No such image: sha256:")
+}
+
+// buildOnce streams the build context of dir to the engine and relays the
+// build's output.
+func (e *Engine) buildOnce(ctx context.Context, dir string, ignore *dockerignore, dockerfile string, opts client.ImageBuildOptions, out io.Writer) error {
+	pr, pw := io.Pipe()
+	tarDone := make(chan error, 1)
+	go func() {
+		err := writeContext(ctx, pw, dir, ignore, []string{dockerfile, ".dockerignore"})
+		pw.CloseWithError(err)
+		tarDone <- err
+	}()
+	res, err := e.cli.ImageBuild(ctx, pr, opts)
 	if err == nil {
 		err = relayBuild(res.Body, out)
 		res.Body.Close()
 	}
 	pr.CloseWithError(errContextAbandoned)
 	if terr := <-tarDone; terr != nil && !errors.Is(terr, errContextAbandoned) {
-		return e.errorf("build image %s: build context: %w", b.Tag, terr)
+		return fmt.Errorf("build context: %w", terr)
 	}
-	if err != nil {
-		return e.errorf("build image %s: %w", b.Tag, err)
-	}
-	return nil
+	return err
 }
 
 // buildMessage is one JSON message of the engine's build stream.
