@@ -53,6 +53,9 @@ type BuildRequest struct {
 	// mount the container engine's socket: the template the server's admin
 	// deployed (templates:deploy); a push of any other file may not.
 	EngineSocketFor string
+	// Plan, when set, is the detection the caller already ran on this
+	// request (Builder.Plan): Build uses it rather than detecting again.
+	Plan *BuildPlan
 }
 
 // Built-in builder names a BuildPlan can carry.
@@ -443,7 +446,7 @@ func (d *Deployer) Deploy(ctx context.Context, req DeployRequest) error {
 		return fail(Errorf(ErrDeployFailed, "docker-args-build: %v", err))
 	}
 	labels[LabelApp], labels[LabelRelease] = req.App, strconv.Itoa(rel.Number)
-	breq.Tag, breq.Labels, breq.BuildArgs, breq.Env = rel.Image, labels, buildArgs, env
+	breq.Tag, breq.Labels, breq.BuildArgs, breq.Plan = rel.Image, labels, buildArgs, &plan
 	breq.SiteDir = d.siteDir(req.App, staticImage(rel.Number))
 	rel.Builder, err = d.builder.Build(ctx, breq)
 	if err != nil {
@@ -522,6 +525,8 @@ type BuiltinHook struct {
 //     "docker-options": the build, deploy and run phases of
 //     docker-options:add, as shell-quoted options.
 func (d *Deployer) BuiltinHooks() []BuiltinHook {
+	// phase prints docker-options' options of one phase for the app in
+	// args[0], as shell words.
 	phase := func(name string) func(ctx context.Context, args []string) (string, error) {
 		return func(ctx context.Context, args []string) (string, error) {
 			if len(args) < 1 {
@@ -531,36 +536,22 @@ func (d *Deployer) BuiltinHooks() []BuiltinHook {
 			if err != nil {
 				return "", err
 			}
+			if name == "build" {
+				return buildOptionWords(opts[name]), nil
+			}
 			return strings.Join(splitLines(opts[name]), "\n"), nil
 		}
 	}
 	return []BuiltinHook{
-		{Point: "docker-args-deploy", Name: "docker-options", Run: phase("deploy")},
-		{Point: "docker-args-run", Name: "docker-options", Run: phase("run")},
 		{Point: "builder-detect", Name: "builder", Run: func(ctx context.Context, args []string) (string, error) {
 			if len(args) < 1 {
 				return "", nil
 			}
 			return d.svc.Setting(ctx, args[0], "builder", "selected", "")
 		}},
-		{Point: "docker-args-build", Name: "docker-options", Run: func(ctx context.Context, args []string) (string, error) {
-			if len(args) < 1 {
-				return "", nil
-			}
-			opts, err := d.svc.Settings(ctx, args[0], "docker-options")
-			if err != nil {
-				return "", err
-			}
-			var words []string
-			for _, line := range splitLines(opts["build"]) {
-				flag, value, _ := strings.Cut(strings.TrimSpace(line), " ")
-				if f, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(f, "--") && !strings.Contains(f, " ") {
-					flag, value = f, v
-				}
-				words = append(words, flag, ShellQuote(strings.TrimSpace(value)))
-			}
-			return strings.Join(words, " "), nil
-		}},
+		{Point: "docker-args-build", Name: "docker-options", Run: phase("build")},
+		{Point: "docker-args-deploy", Name: "docker-options", Run: phase("deploy")},
+		{Point: "docker-args-run", Name: "docker-options", Run: phase("run")},
 	}
 }
 
@@ -1231,6 +1222,12 @@ func (d *Deployer) applyRunArgs(ctx context.Context, point, app string, out io.W
 	return nil
 }
 
+// ValidateRunOptions checks options of docker-options' deploy and run
+// phases the way ApplyRunOptions applies them.
+func ValidateRunOptions(opts string) error {
+	return ApplyRunOptions(opts, &ContainerSpec{Env: map[string]string{}, Labels: map[string]string{}})
+}
+
 // ApplyRunOptions applies container options (shell-quoted words) to spec:
 // -e/--env KEY=VALUE and -l/--label KEY=VALUE; rivetr.* labels and any
 // other option are refused.
@@ -1249,9 +1246,7 @@ func ApplyRunOptions(opts string, spec *ContainerSpec) error {
 			if err := ValidateEnvKey(k); err != nil {
 				return err
 			}
-			if spec.Env != nil {
-				spec.Env[k] = v
-			}
+			spec.Env[k] = v
 		case "-l", "--label":
 			if !ok || k == "" {
 				return fmt.Errorf("%s %s: use KEY=VALUE", a.Flag, clipWord(a.Value))
@@ -1259,9 +1254,7 @@ func ApplyRunOptions(opts string, spec *ContainerSpec) error {
 			if strings.HasPrefix(k, "rivetr.") {
 				return fmt.Errorf("label %s is rivetr's own", k)
 			}
-			if spec.Labels != nil {
-				spec.Labels[k] = v
-			}
+			spec.Labels[k] = v
 		default:
 			return fmt.Errorf("option %s is not supported (rivetr applies -e/--env KEY=VALUE and -l/--label KEY=VALUE)", a.Flag)
 		}
@@ -1632,7 +1625,6 @@ func applyBuildArgs(extra string, env, args, labels map[string]string) error {
 	if err != nil {
 		return err
 	}
-	var lines []string
 	for _, a := range parsed {
 		if a.Flag != "--build-arg" && a.Flag != "--label" {
 			return fmt.Errorf("option %s is not supported (rivetr applies --build-arg and --label)", a.Flag)
@@ -1640,39 +1632,48 @@ func applyBuildArgs(extra string, env, args, labels map[string]string) error {
 		if a.Flag == "--label" && strings.HasPrefix(a.Value, "rivetr.") {
 			return fmt.Errorf("label %s is rivetr's own", a.Value)
 		}
-		lines = append(lines, a.Flag+" "+a.Value)
-	}
-	for k, v := range BuildOptions(strings.Join(lines, "\n"), env, labels) {
-		args[k] = v
+		addBuildOption(a.Flag, a.Value, env, args, labels)
 	}
 	return nil
 }
 
-// BuildOptions reads the build phase's docker-options (one per line):
-// --build-arg KEY=VALUE, --build-arg KEY (value from env) and --label K=V.
-// It returns the build args and adds labels to labels.
-func BuildOptions(lines string, env, labels map[string]string) map[string]string {
-	args := map[string]string{}
-	for _, line := range strings.Split(lines, "\n") {
-		flag, value, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if f, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(f, "--") && !strings.Contains(f, " ") {
-			flag, value = f, v
+// SplitOption splits one stored docker option, "--flag value" or
+// "--flag=value", into its flag and value.
+func SplitOption(line string) (flag, value string) {
+	flag, value, _ = strings.Cut(strings.TrimSpace(line), " ")
+	if f, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(f, "--") && !strings.Contains(f, " ") {
+		flag, value = f, v
+	}
+	return flag, strings.TrimSpace(value)
+}
+
+// addBuildOption applies one build option: --build-arg KEY=VALUE,
+// --build-arg KEY (value from env) or --label K=V; others are ignored.
+func addBuildOption(flag, value string, env, args, labels map[string]string) {
+	switch flag {
+	case "--build-arg":
+		if k, v, ok := strings.Cut(value, "="); ok {
+			args[k] = v
+		} else if v, ok := env[value]; ok {
+			args[value] = v
 		}
-		value = strings.TrimSpace(value)
-		switch flag {
-		case "--build-arg":
-			if k, v, ok := strings.Cut(value, "="); ok {
-				args[k] = v
-			} else if v, ok := env[value]; ok {
-				args[value] = v
-			}
-		case "--label":
-			if k, v, ok := strings.Cut(value, "="); ok {
-				labels[k] = v
-			}
+	case "--label":
+		if k, v, ok := strings.Cut(value, "="); ok {
+			labels[k] = v
 		}
 	}
-	return args
+}
+
+// buildOptionWords turns the build phase's docker-options (one per line,
+// "--flag value" or "--flag=value") into shell words, as docker-args-build
+// handlers print them.
+func buildOptionWords(lines string) string {
+	var words []string
+	for _, line := range splitLines(lines) {
+		flag, value := SplitOption(line)
+		words = append(words, flag, ShellQuote(value))
+	}
+	return strings.Join(words, " ")
 }
 
 // pruneImages removes the app's images except those of the newest

@@ -39,11 +39,6 @@ type DeployJob struct {
 	FinishedAt time.Time
 }
 
-// Finished reports whether the job is in a final state.
-func (j DeployJob) Finished() bool {
-	return j.Status != JobQueued && j.Status != JobRunning
-}
-
 // JobStore keeps the deploy queue, so it survives a restart.
 type JobStore interface {
 	// EnqueueJob stores j as queued and marks the app's other queued jobs
@@ -295,10 +290,11 @@ func (q *Queue) runJob(ctx context.Context, j DeployJob, w *worker) {
 	if err := q.store.FinishJob(context.WithoutCancel(ctx), j.ID, status, release, detail, time.Now().UTC()); err != nil {
 		q.log.Printf("record deploy #%d of %s: %v", j.ID, j.App, err)
 	}
-	q.log.Printf("deploy #%d of %s (%s %s) %s: %s", j.ID, j.App, j.Trigger, shortRev(j.Rev), status, detail)
+	q.log.Printf("deploy #%d of %s (%s %s) %s: %s", j.ID, j.App, j.Trigger, ShortRev(j.Rev), status, detail)
 }
 
-func shortRev(rev string) string {
+// ShortRev is the first 7 characters of a revision, as git shows it.
+func ShortRev(rev string) string {
 	if len(rev) > 7 {
 		return rev[:7]
 	}

@@ -37,8 +37,11 @@ func (b *Builder) Plan(_ context.Context, req apps.BuildRequest) (apps.BuildPlan
 
 // Build builds req.Dir and returns the builder's name.
 func (b *Builder) Build(ctx context.Context, req apps.BuildRequest) (string, error) {
-	plan, err := Detect(req)
-	if err != nil {
+	var plan apps.BuildPlan
+	var err error
+	if req.Plan != nil {
+		plan = *req.Plan
+	} else if plan, err = Detect(req); err != nil {
 		return "", err
 	}
 	out := req.Out

@@ -217,11 +217,7 @@ func (d Deps) releasesList(ctx context.Context, s *Session, args []string) error
 	}
 	s.Header("%s releases", app)
 	for _, r := range rels {
-		rev := r.Rev
-		if len(rev) > 7 {
-			rev = rev[:7]
-		}
-		s.Printf("v%-4d %-10s %s  %-7s  %s by %s\n", r.Number, r.Status, r.CreatedAt.Format(time.RFC3339), rev, r.Reason, r.CreatedBy)
+		s.Printf("v%-4d %-10s %s  %-7s  %s by %s\n", r.Number, r.Status, r.CreatedAt.Format(time.RFC3339), apps.ShortRev(r.Rev), r.Reason, r.CreatedBy)
 	}
 	return nil
 }

@@ -53,11 +53,7 @@ func parsePhases(s string) ([]string, error) {
 
 // ValidateBuildOption checks an option of the build phase.
 func ValidateBuildOption(opt string) error {
-	flag, value, _ := strings.Cut(opt, " ")
-	if f, v, ok := strings.Cut(opt, "="); ok && !strings.Contains(f, " ") && strings.HasPrefix(f, "--") {
-		flag, value = f, v
-	}
-	value = strings.TrimSpace(value)
+	flag, value := apps.SplitOption(opt)
 	switch flag {
 	case "--build-arg":
 		k, _, _ := strings.Cut(value, "=")
@@ -99,7 +95,7 @@ func (d Deps) dockerOptionsChange(add bool) func(context.Context, *Session, []st
 				}
 			}
 			if add && p != "build" {
-				if err := apps.ApplyRunOptions(opt, &apps.ContainerSpec{}); err != nil {
+				if err := apps.ValidateRunOptions(opt); err != nil {
 					return Failf("Invalid %s option: %v", p, err)
 				}
 			}

@@ -384,11 +384,7 @@ func (d Deps) deploysList(ctx context.Context, s *Session, args []string) error 
 		if j.Release > 0 {
 			rel = strconv.Itoa(j.Release)
 		}
-		rev := j.Rev
-		if len(rev) > 7 {
-			rev = rev[:7]
-		}
-		s.Printf("%-6d %-20s %-10s %-9s %-8s %-10s %-8s %s\n", j.ID, j.App, j.Status, j.Trigger, rev,
+		s.Printf("%-6d %-20s %-10s %-9s %-8s %-10s %-8s %s\n", j.ID, j.App, j.Status, j.Trigger, apps.ShortRev(j.Rev),
 			j.CreatedAt.Local().Format("15:04:05"), rel, j.Detail)
 	}
 	return nil

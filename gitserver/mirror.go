@@ -222,7 +222,7 @@ func orNone(rev string) string {
 	if rev == "" {
 		return "empty"
 	}
-	return rev[:7]
+	return apps.ShortRev(rev)
 }
 
 // resolveRemoteRef finds ref among the remote's refs: "" is the default
