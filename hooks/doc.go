@@ -21,6 +21,7 @@
 //	post-release-builder  PostReleaseBuilder  BUILDER_TYPE APP IMAGE                      -
 //	docker-args-build     DockerArgsBuild     APP BUILDER_TYPE                            docker build options
 //	docker-args-deploy    DockerArgsDeploy    APP IMAGE_TAG [PROC_TYPE CONTAINER_INDEX]   docker run options
+//	docker-args-run       DockerArgsRun       APP IMAGE_TAG                               docker run options
 //	pre-deploy            PreDeploy           APP IMAGE_TAG                               -
 //	check-deploy          CheckDeploy         APP CONTAINER_ID PROC_TYPE PORT IP          -
 //	post-deploy           PostDeploy          APP PORT IP IMAGE_TAG                       -

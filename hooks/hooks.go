@@ -36,6 +36,7 @@ const (
 	PostReleaseBuilder = "post-release-builder"
 	DockerArgsBuild    = "docker-args-build"
 	DockerArgsDeploy   = "docker-args-deploy"
+	DockerArgsRun      = "docker-args-run"
 	PreDeploy          = "pre-deploy"
 	CheckDeploy        = "check-deploy"
 	PostDeploy         = "post-deploy"
@@ -116,7 +117,7 @@ type Config struct {
 // ValuePoints are the hook points whose stdout is a return value; the
 // stdout of every other point is streamed to the user as well.
 var ValuePoints = map[string]bool{
-	BuilderDetect: true, DockerArgsBuild: true, DockerArgsDeploy: true, "docker-args-run": true,
+	BuilderDetect: true, DockerArgsBuild: true, DockerArgsDeploy: true, DockerArgsRun: true,
 }
 
 // Runner runs the hooks registered on hook points. It is safe for
@@ -211,11 +212,35 @@ func (r *Runner) Run(ctx context.Context, point string, args []string, opts Opts
 	if err != nil {
 		return "", err
 	}
+	return r.run(ctx, point, args, opts, funcs, exts)
+}
+
+// RunPlugin runs one plugin's trigger for point (if it has an enabled,
+// executable one) and returns its trimmed stdout; no in-process hooks run.
+// ran is false when the plugin has no such trigger.
+func (r *Runner) RunPlugin(ctx context.Context, plugin, point string, args []string, opts Opts) (out string, ran bool, err error) {
+	if !ValidName(point) || !ValidName(plugin) {
+		return "", false, fmt.Errorf("%s/%s: %w", plugin, point, ErrInvalidName)
+	}
+	exts, err := r.triggers(point)
+	if err != nil {
+		return "", false, err
+	}
+	exts = slices.DeleteFunc(exts, func(x external) bool { return x.plugin != plugin })
+	if len(exts) == 0 {
+		return "", false, nil
+	}
+	out, err = r.run(ctx, point, args, opts, nil, exts)
+	return out, true, err
+}
+
+// run runs funcs, then exts, as Run describes.
+func (r *Runner) run(ctx context.Context, point string, args []string, opts Opts, funcs []namedFunc, exts []external) (string, error) {
 	if len(funcs) == 0 && len(exts) == 0 {
 		return "", nil
 	}
-
 	var stdin []byte
+	var err error
 	if opts.Stdin != nil {
 		stdin, err = io.ReadAll(io.LimitReader(opts.Stdin, MaxStdin+1))
 		if err != nil {
@@ -263,37 +288,6 @@ func (r *Runner) Run(ctx context.Context, point string, args []string, opts Opts
 	return joined(), nil
 }
 
-// RunPlugin runs one plugin's trigger for point (if it has an enabled,
-// executable one) and returns its trimmed stdout; no in-process hooks run.
-// ran is false when the plugin has no such trigger.
-func (r *Runner) RunPlugin(ctx context.Context, plugin, point string, args []string, opts Opts) (out string, ran bool, err error) {
-	if !ValidName(point) || !ValidName(plugin) {
-		return "", false, fmt.Errorf("%s/%s: %w", plugin, point, ErrInvalidName)
-	}
-	exts, err := r.triggers(point)
-	if err != nil {
-		return "", false, err
-	}
-	for _, x := range exts {
-		if x.plugin != plugin {
-			continue
-		}
-		var stdin []byte
-		if opts.Stdin != nil {
-			if stdin, err = io.ReadAll(io.LimitReader(opts.Stdin, MaxStdin)); err != nil {
-				return "", true, err
-			}
-		}
-		w := opts.Out
-		if w == nil {
-			w = io.Discard
-		}
-		s, err := r.runExternal(ctx, x, point, args, stdin, w, opts.Env)
-		return strings.TrimSpace(s), true, err
-	}
-	return "", false, nil
-}
-
 // Exec runs the executable file (a path inside the plugin's directory,
 // e.g. "commands" or "subcommands/hello") of an enabled plugin with args,
 // the caller's streams and the documented environment plus env, without a
@@ -312,21 +306,15 @@ func (r *Runner) Exec(ctx context.Context, plugin, file string, args []string, s
 	if !found || r.isDisabled(plugin, dir) || !filepath.IsLocal(file) {
 		return 0, false, nil
 	}
-	real, err := filepath.EvalSymlinks(filepath.Join(dir, file))
-	if err != nil || !within(root, real) {
+	if _, err := os.Lstat(filepath.Join(dir, file)); err != nil {
 		return 0, false, nil
 	}
-	if fi, err := os.Stat(real); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+	x, found := r.executable(root, plugin, dir, file)
+	if !found {
 		return 0, false, nil
 	}
-	x := external{plugin: plugin, dir: dir, path: real}
-	cmd := exec.CommandContext(ctx, real, args...)
-	cmd.Dir = dir
-	cmd.Env = r.environ(x, "", env)
+	cmd := r.command(ctx, x, args, r.environ(x, "", env))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = st.Stdin, st.Stdout, st.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = r.waitDelay
 	err = cmd.Run()
 	var exitErr *exec.ExitError
 	switch {
@@ -443,32 +431,50 @@ func (r *Runner) triggers(point string) ([]external, error) {
 		if !ok {
 			continue
 		}
-		file := filepath.Join(dir, point)
-		if _, err := os.Lstat(file); err != nil {
+		if _, err := os.Lstat(filepath.Join(dir, point)); err != nil {
 			continue // no such trigger: the common case
 		}
 		if r.isDisabled(name, dir) {
 			r.log.Debug().Str("plugin", name).Str("trigger", point).Msg("skipping disabled plugin")
 			continue
 		}
-		real, err := filepath.EvalSymlinks(file)
-		if err != nil {
-			r.log.Debug().Str("plugin", name).Str("trigger", point).Err(err).Msg("skipping trigger")
-			continue
+		if x, ok := r.executable(root, name, dir, point); ok {
+			out = append(out, x)
 		}
-		if !within(root, real) {
-			r.log.Warn().Str("plugin", name).Str("trigger", point).
-				Msg("skipping trigger: symlink points outside the plugins directory")
-			continue
-		}
-		fi, err := os.Stat(real)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			r.log.Debug().Str("plugin", name).Str("trigger", point).Msg("ignoring trigger: not an executable file")
-			continue
-		}
-		out = append(out, external{plugin: name, dir: dir, path: real})
 	}
 	return out, nil
+}
+
+// executable resolves file of the plugin in dir (under the resolved
+// plugins directory root) to an executable regular file that stays inside
+// root; ok is false, with the reason logged, otherwise.
+func (r *Runner) executable(root, plugin, dir, file string) (external, bool) {
+	real, err := filepath.EvalSymlinks(filepath.Join(dir, file))
+	if err != nil {
+		r.log.Debug().Str("plugin", plugin).Str("file", file).Err(err).Msg("skipping plugin file")
+		return external{}, false
+	}
+	if !within(root, real) {
+		r.log.Warn().Str("plugin", plugin).Str("file", file).Msg("skipping plugin file: symlink points outside the plugins directory")
+		return external{}, false
+	}
+	if fi, err := os.Stat(real); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		r.log.Debug().Str("plugin", plugin).Str("file", file).Msg("ignoring plugin file: not an executable file")
+		return external{}, false
+	}
+	return external{plugin: plugin, dir: dir, path: real}, true
+}
+
+// command prepares the run of x in its directory with env: the process
+// leads its own group, so cancelling ctx kills the children it started too.
+func (r *Runner) command(ctx context.Context, x external, args, env []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, x.path, args...)
+	cmd.Dir = x.dir
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = r.waitDelay
+	return cmd
 }
 
 // within reports whether path lies strictly inside root (both resolved).
@@ -531,9 +537,7 @@ func (r *Runner) runExternal(ctx context.Context, x external, point string, args
 	stdout := &capBuffer{max: MaxOutput}
 	out = &syncWriter{w: out} // stdout and stderr are copied by two goroutines
 	stderr := &tailWriter{out: out, max: StderrTail}
-	cmd := exec.CommandContext(runCtx, x.path, args...)
-	cmd.Dir = x.dir
-	cmd.Env = r.environ(x, point, extra)
+	cmd := r.command(runCtx, x, args, r.environ(x, point, extra))
 	if len(stdin) > 0 {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -542,11 +546,6 @@ func (r *Runner) runExternal(ctx context.Context, x external, point string, args
 		// Not a return value: the user sees it as it comes, like stderr.
 		cmd.Stdout = io.MultiWriter(stdout, &tailWriter{out: out}) // keeps no tail
 	}
-	// The trigger leads its own process group, so a timeout kills the
-	// children it started too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = r.waitDelay
 
 	start := time.Now()
 	err := cmd.Run()
