@@ -95,3 +95,14 @@ var pluginNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 func ValidPluginName(name string) bool {
 	return len(name) <= 64 && pluginNameRE.MatchString(name)
 }
+
+// ValidateGitRef accepts a branch, tag, full ref name or commit hash that
+// can reach git safely: no leading "-", no "..", none of git's forbidden
+// characters, no trailing "/" or ".lock", at most 250 bytes.
+func ValidateGitRef(ref string) error {
+	if ref == "" || len(ref) > 250 || strings.HasPrefix(ref, "-") || strings.Contains(ref, "..") ||
+		strings.ContainsAny(ref, " ~^:?*[\\\x00\t\n") || strings.HasSuffix(ref, "/") || strings.HasSuffix(ref, ".lock") {
+		return Errorf(ErrInvalidValue, "%q is not a valid git ref", ref)
+	}
+	return nil
+}

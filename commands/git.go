@@ -159,12 +159,7 @@ func validBool(v string) error {
 	return nil
 }
 
-func validBranch(v string) error {
-	if strings.HasPrefix(v, "-") || strings.Contains(v, "..") || strings.ContainsAny(v, " ~^:?*[\\\x00") || len(v) > 200 {
-		return fmt.Errorf("%q is not a valid branch name", v)
-	}
-	return nil
-}
+func validBranch(v string) error { return apps.ValidateGitRef(v) }
 
 func validEnvKey(v string) error { return apps.ValidateEnvKey(v) }
 

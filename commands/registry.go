@@ -53,9 +53,9 @@ type Extension interface {
 	// Namespaces lists the extension's namespaces with their commands (Name,
 	// Usage and Help set), for help.
 	Namespaces(ctx context.Context) []Namespace
-	// Commands lists the commands of one namespace; ok is false if the
-	// extension has no such namespace.
-	Commands(ctx context.Context, namespace string) (ns Namespace, cmds []Command, ok bool)
+	// Namespace returns one namespace with its commands; ok is false if
+	// the extension has no such namespace.
+	Namespace(ctx context.Context, name string) (ns Namespace, ok bool)
 	// Run runs the command name; ok is false if the extension has none
 	// by that name.
 	Run(ctx context.Context, s *Session, name string, args []string) (code int, ok bool)
@@ -264,13 +264,12 @@ func (r *Registry) helpFor(s *Session, name string) int {
 	}
 	if ext := r.extension(); ext != nil {
 		nsName, _, _ := strings.Cut(name, ":")
-		if ns, cmds, ok := ext.Commands(context.Background(), nsName); ok {
+		if ns, ok := ext.Namespace(context.Background(), nsName); ok {
 			if nsName == name {
-				fmt.Fprintf(s.Stdout, "Usage: rivetr %s[:COMMAND]\n\n%s\n\nAdditional commands:\n", ns.Name, ns.Help)
-				listCommands(s.Stdout, cmds)
+				r.printNamespaceHelp(s, &ns)
 				return ExitOK
 			}
-			for _, c := range cmds {
+			for _, c := range ns.ext {
 				if c.Name == name {
 					fmt.Fprintf(s.Stdout, "Usage: rivetr %s\n\n%s\n", c.Usage, c.Help)
 					return ExitOK

@@ -76,15 +76,6 @@ func ValidateSourceURL(raw string) error {
 	return nil
 }
 
-// ValidateRef accepts a branch, tag, full ref name or 40-hex commit.
-func ValidateRef(ref string) error {
-	if ref == "" || len(ref) > 250 || strings.HasPrefix(ref, "-") || strings.Contains(ref, "..") ||
-		strings.ContainsAny(ref, " ~^:?*[\\\x00\t\n") || strings.HasSuffix(ref, "/") || strings.HasSuffix(ref, ".lock") {
-		return fmt.Errorf("%q is not a valid git ref", ref)
-	}
-	return nil
-}
-
 // RedactURL drops a password or token written into a URL.
 func RedactURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
@@ -123,7 +114,7 @@ func (m *Mirror) Sync(ctx context.Context, app, url, ref string, out io.Writer) 
 		return res, apps.Errorf(apps.ErrInvalidValue, "%v", err)
 	}
 	if ref != "" {
-		if err := ValidateRef(ref); err != nil {
+		if err := apps.ValidateGitRef(ref); err != nil {
 			return res, apps.Errorf(apps.ErrInvalidValue, "%v", err)
 		}
 	}

@@ -282,16 +282,16 @@ func (e *extension) Namespaces(ctx context.Context) []commands.Namespace {
 		if !e.commandPlugin(p) {
 			continue
 		}
-		ns, _, _ := e.Commands(ctx, p.Name)
+		ns, _ := e.Namespace(ctx, p.Name)
 		out = append(out, ns)
 	}
 	return out
 }
 
-func (e *extension) Commands(ctx context.Context, name string) (commands.Namespace, []commands.Command, bool) {
+func (e *extension) Namespace(ctx context.Context, name string) (commands.Namespace, bool) {
 	p, err := e.m.Get(name)
 	if err != nil || !e.commandPlugin(p) {
-		return commands.Namespace{}, nil, false
+		return commands.Namespace{}, false
 	}
 	var cmds []commands.Command
 	seen := map[string]bool{}
@@ -318,7 +318,7 @@ func (e *extension) Commands(ctx context.Context, name string) (commands.Namespa
 		}
 	}
 	help := describe(p) + " (plugin)"
-	return commands.ExtNamespace(p.Name, help, cmds), cmds, true
+	return commands.ExtNamespace(p.Name, help, cmds), true
 }
 
 func (e *extension) Run(ctx context.Context, s *commands.Session, name string, args []string) (int, bool) {
