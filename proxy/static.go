@@ -65,31 +65,16 @@ func (s *staticSite) serve(w http.ResponseWriter, r *http.Request) int {
 		writeStaticPage(w, r, http.StatusMethodNotAllowed)
 		return http.StatusMethodNotAllowed
 	}
-	clean := path.Clean("/" + r.URL.Path)
-	name := strings.TrimPrefix(clean, "/")
-	if name == "" {
-		name = "."
-	}
-	if hidden(name) {
-		return s.missing(w, r)
-	}
-	f, fi, err := s.open(name)
-	if err == nil && fi.IsDir() {
-		f.Close()
-		if !strings.HasSuffix(r.URL.Path, "/") {
-			// As nginx: a directory's URL ends with a slash.
-			target := clean + "/"
-			if clean == "/" {
-				target = "/"
-			}
-			if q := r.URL.RawQuery; q != "" {
-				target += "?" + q
-			}
-			http.Redirect(w, r, target, http.StatusMovedPermanently)
-			return http.StatusMovedPermanently
+	name, f, fi, redirect, err := s.lookup(r.URL.Path)
+	if redirect != "" {
+		if q := r.URL.RawQuery; q != "" {
+			redirect += "?" + q
 		}
-		name = path.Join(name, "index.html")
-		f, fi, err = s.open(name)
+		http.Redirect(w, r, redirect, http.StatusMovedPermanently)
+		return http.StatusMovedPermanently
+	}
+	if errors.Is(err, errHidden) {
+		return s.missing(w, r)
 	}
 	if err != nil {
 		if s.spa && path.Ext(name) == "" {
@@ -100,6 +85,43 @@ func (s *staticSite) serve(w http.ResponseWriter, r *http.Request) int {
 		return s.missing(w, r)
 	}
 	return s.send(w, r, name, f, fi, http.StatusOK)
+}
+
+// errHidden: the path names a dot file, which is never served.
+var errHidden = errors.New("hidden")
+
+// lookup resolves a URL path to the file of the tree it serves: name and
+// the open file (index.html for a directory), or the target of the 301 a
+// directory's URL without its slash gets, or an error (errHidden for dot
+// files; name is then still the path looked for).
+func (s *staticSite) lookup(urlPath string) (name string, f *os.File, fi fs.FileInfo, redirect string, err error) {
+	clean := path.Clean("/" + urlPath)
+	name = strings.TrimPrefix(clean, "/")
+	if name == "" {
+		name = "."
+	}
+	if hidden(name) {
+		return name, nil, nil, "", errHidden
+	}
+	f, fi, err = s.open(name)
+	if err != nil || !fi.IsDir() {
+		return name, f, fi, "", err
+	}
+	f.Close()
+	if !strings.HasSuffix(urlPath, "/") {
+		// As nginx: a directory's URL ends with a slash.
+		if clean == "/" {
+			return name, nil, nil, "/", nil
+		}
+		return name, nil, nil, clean + "/", nil
+	}
+	name = path.Join(name, "index.html")
+	f, fi, err = s.open(name)
+	if err == nil && fi.IsDir() {
+		f.Close()
+		return name, nil, nil, "", errNotServed
+	}
+	return name, f, fi, "", err
 }
 
 // hidden reports whether a path has a dot-file segment (other than

@@ -1,12 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"path"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 )
@@ -76,31 +76,9 @@ func (s *staticSite) loadFast(p string) *cachedFile {
 	if s == nil || s.root == nil || !fastPath(p) {
 		return nil
 	}
-	clean := path.Clean(p)
-	name := strings.TrimPrefix(clean, "/")
-	if name == "" {
-		name = "."
-	}
-	if hidden(name) {
-		return nil
-	}
-	f, fi, err := s.open(name)
-	if err != nil {
-		return nil // 404 page or SPA fallback: net/http
-	}
-	if fi.IsDir() {
-		f.Close()
-		if !strings.HasSuffix(p, "/") {
-			return nil // the redirect to the slash: net/http
-		}
-		name = path.Join(name, "index.html")
-		if f, fi, err = s.open(name); err != nil {
-			return nil
-		}
-		if fi.IsDir() {
-			f.Close()
-			return nil
-		}
+	name, f, fi, redirect, err := s.lookup(p)
+	if err != nil || redirect != "" {
+		return nil // 404, SPA fallback or the redirect to the slash: net/http
 	}
 	defer f.Close()
 	if fi.Size() > cacheFileMax {
@@ -161,7 +139,7 @@ func (fc *fastConn) serveStatic(rt *route, headLen int) (keep, ok bool) {
 		}
 	}
 	target := req.target
-	if i := indexByte(target, '?'); i >= 0 {
+	if i := bytes.IndexByte(target, '?'); i >= 0 {
 		target = target[:i]
 	}
 	e := rt.site.fastFile(target)
@@ -207,13 +185,4 @@ func (fc *fastConn) serveStatic(rt *route, headLen int) (keep, ok bool) {
 			Dur("duration", time.Since(start)).Str("app", rt.app).Msg("request")
 	}
 	return err == nil && !req.close, true
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
