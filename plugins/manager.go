@@ -376,12 +376,17 @@ func (m *Manager) Config(ctx context.Context, p Plugin) (map[string]string, erro
 
 // Env is the extra environment of a plugin's runs (hooks.Config.PluginEnv):
 // RIVETR_PLUGIN_CONFIG_<KEY> for each config key.
+// It reads only the manifest and the overrides: it runs before every
+// trigger.
 func (m *Manager) Env(name string) map[string]string {
-	p, err := m.Get(name)
-	if err != nil || p.Invalid != "" {
+	if !apps.ValidPluginName(name) {
 		return nil
 	}
-	cfg, err := m.Config(context.Background(), p)
+	man, err := ReadManifest(filepath.Join(m.Dir, name))
+	if err != nil || len(man.Config) == 0 {
+		return nil
+	}
+	cfg, err := m.Config(context.Background(), Plugin{Name: name, Manifest: man})
 	if err != nil {
 		return nil
 	}
