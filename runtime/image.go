@@ -94,7 +94,7 @@ func (e *Engine) BuildImage(ctx context.Context, b apps.ImageBuild) error {
 	}
 	for attempt := 1; ; attempt++ {
 		err := e.buildOnce(ctx, b.Dir, ignore, dockerfile, opts, out)
-		if err != nil && attempt == 1 && cacheRace(err) {
+		if err != nil && attempt < buildAttempts && cacheRace(err) {
 			// An image whose layers this build took from the cache was
 			// removed meanwhile (an app's old images pruned, another app
 			// destroyed): the engine cannot commit onto the missing parent.
@@ -109,11 +109,29 @@ func (e *Engine) BuildImage(ctx context.Context, b apps.ImageBuild) error {
 	}
 }
 
+// buildAttempts bounds how often a build is started again after losing a
+// cached layer (see cacheRace).
+const buildAttempts = 3
+
 // cacheRace reports whether a build failed because a layer it reused from
-// the cache was deleted while it ran.
+// the cache was deleted while it ran. The engine says so in several ways,
+// depending on the step that finds the layer gone.
 func cacheRace(err error) bool {
 	msg := err.Error()
-	return strings.Contains(msg, "unknown parent image ID") || strings.Contains(msg, "No such image: sha256:")
+	for _, sign := range []string{
+		"unknown parent image ID",
+		"No such image: sha256:",
+		"failed to get digest sha256:",
+		`unable to find image "sha256:`,
+		"layer not known",          // Podman
+		`locating image with ID "`, // Podman
+	} {
+		if strings.Contains(msg, sign) {
+			return true
+		}
+	}
+	// Podman again, when the layer goes between two steps.
+	return strings.Contains(msg, "creating build container") && strings.Contains(msg, "image not known")
 }
 
 // buildOnce streams the build context of dir to the engine and relays the
