@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -93,15 +94,64 @@ func run(t *testing.T, cmd *exec.Cmd, stdin []byte) result {
 	return res
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago and that
+// no other caller in this test binary has been given. The port comes from
+// below the kernel's ephemeral range, so the outgoing connections of the
+// tests running in parallel (which take ephemeral ports) cannot occupy it
+// before the daemon binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	ports.mu.Lock()
+	defer ports.mu.Unlock()
+	if ports.given == nil {
+		ports.given = map[int]bool{}
+		ports.low, ports.high = portRange()
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	for tries := 0; tries < 1000; tries++ {
+		p := ports.low + mrand.IntN(ports.high-ports.low)
+		if ports.given[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		ports.given[p] = true
+		return p
+	}
+	t.Fatalf("find a free port: none free in %d-%d after 1000 tries", ports.low, ports.high)
+	return 0
+}
+
+// ports records the ports freePort has handed out.
+var ports struct {
+	mu        sync.Mutex
+	given     map[int]bool
+	low, high int
+}
+
+// portRange is where freePort looks: under the ephemeral range
+// (net.ipv4.ip_local_port_range) when there is room, else above it.
+func portRange() (low, high int) {
+	ephLow, ephHigh := 32768, 60999 // Linux's default
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if l, err := strconv.Atoi(f[0]); err == nil {
+				ephLow = l
+			}
+			if h, err := strconv.Atoi(f[1]); err == nil {
+				ephHigh = h
+			}
+		}
+	}
+	switch {
+	case ephLow-10000 >= 2000:
+		return 10000, ephLow
+	case 65535-ephHigh >= 2000:
+		return ephHigh + 1, 65536
+	}
+	return 1024, 65536 // no room outside it: any unprivileged port
 }
 
 // baseEnv is the test's environment without anything that configures
