@@ -15,6 +15,13 @@ const (
 	GitSyncNS = "git-sync"
 )
 
+// GitAuthor names the author of a commit rivetr writes into an app's
+// repository (git:from-image, git:from-archive); empty fields fall back to
+// rivetr's own.
+type GitAuthor struct {
+	Name, Email string
+}
+
 // GitCredential is an HTTPS login for a git host (git:auth).
 type GitCredential struct {
 	Host      string // host or host:port

@@ -174,6 +174,7 @@ func registerGit(r *Registry, d Deps) {
 		{key: apps.GitDeployTimeout, def: apps.DefaultJobTimeout.String(), validate: validTimeout},
 	}, d.gitReportFields)
 	registerMirror(r, d)
+	registerGitSources(r, d)
 	d.propertyNamespace(r, "builder-dockerfile", "Manage the Dockerfile builder", []property{
 		{key: "dockerfile-path", def: "", validate: func(v string) error {
 			if strings.HasPrefix(v, "/") || strings.Contains(v, "..") {

@@ -347,34 +347,83 @@ func (m *Mirror) auth(ctx context.Context, app, url string) (transport.AuthMetho
 // KnownHosts, and refuses a different key afterwards.
 func (m *Mirror) hostKeyCallback() gossh.HostKeyCallback {
 	return func(hostname string, remote net.Addr, key gossh.PublicKey) error {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		if m.KnownHosts == "" {
-			return errors.New("no known_hosts file configured")
-		}
-		if f, err := os.OpenFile(m.KnownHosts, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
-			f.Close()
-		}
-		check, err := knownhosts.New(m.KnownHosts)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", m.KnownHosts, err)
-		}
-		err = check(hostname, remote, key)
-		var ke *knownhosts.KeyError
-		if errors.As(err, &ke) && len(ke.Want) == 0 {
-			f, err := os.OpenFile(m.KnownHosts, os.O_APPEND|os.O_WRONLY, 0o600)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key))
-			return err
-		}
-		if errors.As(err, &ke) {
-			return fmt.Errorf("the SSH host key of %s changed (it is not the one recorded in %s): if the server really changed its key, remove its line there", hostname, m.KnownHosts)
-		}
+		_, _, err := m.trustHostKey(hostname, remote, key)
 		return err
 	}
+}
+
+// trustHostKey checks key against KnownHosts, recording it when the host
+// has no key there yet (added, with the line written).
+func (m *Mirror) trustHostKey(hostname string, remote net.Addr, key gossh.PublicKey) (line string, added bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.KnownHosts == "" {
+		return "", false, errors.New("no known_hosts file configured")
+	}
+	if f, err := os.OpenFile(m.KnownHosts, os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+	}
+	check, err := knownhosts.New(m.KnownHosts)
+	if err != nil {
+		return "", false, fmt.Errorf("read %s: %w", m.KnownHosts, err)
+	}
+	line = knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key)
+	err = check(hostname, remote, key)
+	var ke *knownhosts.KeyError
+	if errors.As(err, &ke) && len(ke.Want) == 0 {
+		f, err := os.OpenFile(m.KnownHosts, os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return "", false, err
+		}
+		defer f.Close()
+		_, err = fmt.Fprintln(f, line)
+		return line, err == nil, err
+	}
+	if errors.As(err, &ke) {
+		return "", false, fmt.Errorf("the SSH host key of %s changed (it is not the one recorded in %s): if the server really changed its key, remove its line there", hostname, m.KnownHosts)
+	}
+	return line, false, err
+}
+
+// errHostChecked ends git:allow-host's handshake once the key is seen.
+var errHostChecked = errors.New("host key checked")
+
+// AllowHost connects to an SSH git host (port 22 unless host has one),
+// and trusts its key now as a first git:sync would (git:allow-host). added
+// is false when that key was trusted already; a different key recorded
+// before is an error.
+func (m *Mirror) AllowHost(ctx context.Context, host string) (line string, added bool, err error) {
+	addr := host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		addr = net.JoinHostPort(host, "22")
+	}
+	dialer := net.Dialer{Timeout: 15 * time.Second}
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", false, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	} else {
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
+	}
+	var checkErr error
+	cfg := &gossh.ClientConfig{User: "git", HostKeyCallback: func(hostname string, remote net.Addr, key gossh.PublicKey) error {
+		line, added, checkErr = m.trustHostKey(hostname, remote, key)
+		if checkErr != nil {
+			return checkErr
+		}
+		return errHostChecked
+	}}
+	_, _, _, err = gossh.NewClientConn(conn, addr, cfg)
+	if checkErr != nil {
+		return "", false, checkErr
+	}
+	if !errors.Is(err, errHostChecked) {
+		return "", false, fmt.Errorf("SSH handshake with %s: %w", addr, err)
+	}
+	return line, added, nil
 }
 
 // GenerateDeployKey makes an ed25519 key pair for app: the private key in
