@@ -9,14 +9,15 @@ import (
 
 // Deps are what the core namespaces need.
 type Deps struct {
-	Apps     appService
-	Deployer deployer // nil when deploys are not wired (tests of the language)
-	Version  string
-	DataDir  string
-	Certs    apps.Certs // nil: no certs namespace (tests of the language)
-	Services serviceAPI // nil: no service namespaces
-	Repos    repoWriter // nil: no templates namespace
-	Mirrors  MirrorDeps // zero: no git:sync, webhooks or deploy queue commands
+	Apps       appService
+	Deployer   deployer // nil when deploys are not wired (tests of the language)
+	Version    string
+	DataDir    string
+	Certs      apps.Certs   // nil: no certs namespace (tests of the language)
+	Services   serviceAPI   // nil: no service namespaces
+	Repos      repoWriter   // nil: no templates namespace
+	Mirrors    MirrorDeps   // zero: no git:sync, webhooks or deploy queue commands
+	Registries RegistryDeps // zero: no registry namespace
 }
 
 // RegisterCore adds the core namespaces: apps, config, ssh-keys, git,
@@ -36,6 +37,7 @@ func RegisterCore(r *Registry, d Deps) {
 	registerBuilders(r, d)
 	registerServices(r, d)
 	registerTemplates(r, d)
+	registerRegistry(r, d)
 	ns := r.Namespace("version", "Print the rivetr version")
 	r.Add(ns, Command{
 		Name: "version", Usage: "version", Help: "Print the rivetr version",

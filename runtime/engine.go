@@ -106,6 +106,9 @@ type Options struct {
 	PublishLoopback bool
 	// Log receives operational logs (detection, fallbacks).
 	Log zerolog.Logger
+	// RegistryLogins, if set, lists the registry logins builds pull their
+	// base images with (registry:login).
+	RegistryLogins func(context.Context) ([]apps.RegistryLogin, error)
 }
 
 // Engine is a container engine reached through the Docker Engine API. It
@@ -124,6 +127,8 @@ type Engine struct {
 	// container's network address (rootless engine, or found unreachable).
 	loopback atomic.Bool
 	reaches  func(netip.Addr) bool // hostReaches; tests replace it
+
+	logins func(context.Context) ([]apps.RegistryLogin, error) // Options.RegistryLogins
 
 	network string // apps.Network; tests use their own
 	netMu   sync.Mutex
@@ -257,6 +262,7 @@ func connect(ctx context.Context, c candidate, opts Options) (*Engine, error) {
 		network: apps.Network,
 		reaches: hostReaches,
 		log:     opts.Log.With().Str("component", "runtime").Logger(),
+		logins:  opts.RegistryLogins,
 	}
 	if e.ulimits == nil {
 		e.ulimits = DefaultUlimits()

@@ -83,7 +83,12 @@ func (e *Engine) BuildImage(ctx context.Context, b apps.ImageBuild) error {
 		}
 	}
 
+	auth, err := e.authConfigs(ctx)
+	if err != nil {
+		return e.errorf("build image %s: %w", b.Tag, err)
+	}
 	opts := client.ImageBuildOptions{
+		AuthConfigs: auth,
 		Tags:        []string{b.Tag},
 		Dockerfile:  dockerfile,
 		Labels:      labels,
@@ -102,11 +107,21 @@ func (e *Engine) BuildImage(ctx context.Context, b apps.ImageBuild) error {
 			fmt.Fprintf(out, "-----> A cached layer was removed during the build (%v); building again\n", err)
 			continue
 		}
+		if err != nil && pullDenied(err) {
+			return e.errorf("build image %s: %w (a private base image? registry:login <server> <username> <password> lets builds pull it)", b.Tag, err)
+		}
 		if err != nil {
 			return e.errorf("build image %s: %w", b.Tag, err)
 		}
 		return nil
 	}
+}
+
+// pullDenied reports whether a build failed because a registry wanted a
+// login to hand out its base image.
+func pullDenied(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "no basic auth credentials") || strings.Contains(msg, "authentication required")
 }
 
 // buildAttempts bounds how often a build is started again after losing a

@@ -136,6 +136,7 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	// The container engine: a forced runtime must answer; auto may find
 	// none, and then only deploys fail, with a clear message.
 	var rt apps.Runtime
+	var checkLogin func(context.Context, apps.RegistryLogin) error // nil without an engine
 	var images apps.ImageBuilder
 	engLog := log.With().Str("component", "runtime").Logger()
 	detectCtx, cancelDetect := context.WithTimeout(ctx, 10*time.Second)
@@ -144,11 +145,13 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 		cancelDetect()
 		return err
 	}
-	eng, err := engine.Detect(detectCtx, engine.Options{Runtime: cfg.Runtime, Log: engLog, DefaultUlimits: ulimits})
+	eng, err := engine.Detect(detectCtx, engine.Options{Runtime: cfg.Runtime, Log: engLog, DefaultUlimits: ulimits,
+		RegistryLogins: db.RegistryLogins})
 	cancelDetect()
 	switch {
 	case err == nil:
 		rt, images = eng, eng
+		checkLogin = eng.CheckRegistryLogin
 	case cfg.Runtime != "auto":
 		return err
 	default:
@@ -247,7 +250,8 @@ func runDaemon(cfg settings.Config, log zerolog.Logger) error {
 	reg := commands.NewRegistry()
 	commands.RegisterCore(reg, commands.Deps{Apps: svc, Deployer: deployer, Version: version, DataDir: cfg.DataDir, Certs: certs, Services: services.API{M: svcs}, Repos: repos,
 		Mirrors: commands.MirrorDeps{Mirror: mirror, Queue: queue, Store: db, WebhookBase: webhookBase(cfg),
-			ValidateURL: gitserver.ValidateSourceURL, GenerateKey: gitserver.GenerateDeployKey, RedactURL: gitserver.RedactURL}})
+			ValidateURL: gitserver.ValidateSourceURL, GenerateKey: gitserver.GenerateDeployKey, RedactURL: gitserver.RedactURL},
+		Registries: commands.RegistryDeps{Store: db, Check: checkLogin}})
 	pluginMgr.Reserved = func(name string) bool {
 		return reg.HasNamespace(name) || name == "help" || name == "hook" || name == "plugin"
 	}
