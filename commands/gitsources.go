@@ -14,6 +14,8 @@ type codeSources interface {
 	FromArchive(ctx context.Context, app, branch, source string, stdin io.Reader, kind string, author apps.GitAuthor) (rev, parent string, changed bool, err error)
 	// SetBranch moves branch to rev, only from old ("" for none).
 	SetBranch(ctx context.Context, app, branch, rev, old string) error
+	// RefRev is the commit a ref points to; an error when there is none.
+	RefRev(app, ref string) (string, error)
 }
 
 // hostTruster pins an SSH git host's key (gitserver.Mirror.AllowHost).
@@ -119,6 +121,18 @@ func (d Deps) fromSource(ctx context.Context, s *Session, args []string, src cod
 	s.Step("Committed %s after the %s branch of %s", apps.ShortRev(rev), branch, app)
 	var moveErr error
 	err = d.Deployer.Deploy(ctx, apps.DeployRequest{App: app, Rev: rev, User: s.User, Reason: reason, Out: s.Stdout,
+		// Another deploy of the app (a push) may have moved the branch
+		// while this one waited for the app's lock.
+		Precheck: func() error {
+			cur, err := src.RefRev(app, "refs/heads/"+branch)
+			if err != nil {
+				cur = ""
+			}
+			if cur != parent {
+				return Failf("The %s branch of %s moved while this waited for the deploy before it: run the command again", branch, app)
+			}
+			return nil
+		},
 		OnSuccess: func() {
 			if moveErr = src.SetBranch(ctx, app, branch, rev, parent); moveErr == nil {
 				moveErr = d.Apps.SetSetting(ctx, app, "git", apps.GitDeployBranch, branch)

@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -338,5 +339,30 @@ func TestAllowHost(t *testing.T) {
 	}
 	if _, _, err := m.AllowHost(context.Background(), "127.0.0.1:1"); err == nil {
 		t.Error("a closed port answered")
+	}
+}
+
+// BenchmarkFromArchive: git:from-archive's work for an app of 2,000 files
+// of 10 KB (20 MB): extract the tar, write the blobs and trees, commit.
+func BenchmarkFromArchive(b *testing.B) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 640)
+	for i := range 2000 {
+		body[0] = byte(i) // every file differs
+		body[1] = byte(i >> 8)
+		name := fmt.Sprintf("app/src/pkg%02d/file%04d.go", i%40, i)
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write(body)
+	}
+	tw.Close()
+	data := buf.Bytes()
+	ctx := context.Background()
+	b.SetBytes(int64(len(data)))
+	for i := 0; b.Loop(); i++ {
+		repos := &Repos{Dir: filepath.Join(b.TempDir(), "repos"), DataDir: b.TempDir(), Binary: "/bin/true"}
+		if _, _, changed, err := repos.FromArchive(ctx, "web", "main", "--", bytes.NewReader(data), ArchiveTar, apps.GitAuthor{}); err != nil || !changed {
+			b.Fatal(err)
+		}
 	}
 }
