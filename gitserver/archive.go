@@ -10,12 +10,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rivetr/rivetr/apps"
@@ -50,8 +53,30 @@ func ParseArchiveType(t string) (string, error) {
 }
 
 // archiveClient fetches archives: redirects followed (release downloads
-// redirect to storage), a generous overall timeout.
-var archiveClient = &http.Client{Timeout: 30 * time.Minute}
+// redirect to storage), a generous overall timeout, and never a link-local
+// address (a cloud's metadata service at 169.254.169.254 hands out the
+// server's credentials; no archive lives there).
+var archiveClient = &http.Client{
+	Timeout: 30 * time.Minute,
+	Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, Control: refuseLinkLocal}).DialContext,
+		TLSHandshakeTimeout:   30 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Minute,
+	},
+}
+
+// refuseLinkLocal is a dialer's Control that refuses link-local addresses.
+func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && (ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast()) {
+		return fmt.Errorf("refusing to fetch from the link-local address %s", host)
+	}
+	return nil
+}
 
 // FetchArchive opens an http(s) URL for git:from-archive. Only http and
 // https are fetched; the body is the caller's to close.
@@ -323,12 +348,21 @@ func hoistSingleDir(dest string) error {
 		return err
 	}
 	top := filepath.Join(dest, entries[0].Name())
-	moved := filepath.Join(dest, ".rivetr-top")
-	if err := os.Rename(top, moved); err != nil {
+	inner, err := os.ReadDir(top)
+	if err != nil {
 		return err
 	}
-	inner, err := os.ReadDir(moved)
-	if err != nil {
+	// The top directory steps aside under a name none of its entries has.
+	taken := map[string]bool{}
+	for _, e := range inner {
+		taken[e.Name()] = true
+	}
+	aside := ".rivetr-top"
+	for i := 0; taken[aside]; i++ {
+		aside = fmt.Sprintf(".rivetr-top-%d", i)
+	}
+	moved := filepath.Join(dest, aside)
+	if err := os.Rename(top, moved); err != nil {
 		return err
 	}
 	for _, e := range inner {

@@ -146,6 +146,19 @@ func TestExtractArchive(t *testing.T) {
 		t.Errorf("hard link copy: %q", b)
 	}
 
+	// The top directory may hold an entry named like the name it steps
+	// aside under.
+	dir = t.TempDir()
+	if err := ExtractArchive(bytes.NewReader(tarOf(t,
+		member{name: "top/.rivetr-top", body: "1"},
+		member{name: "top/x", body: "2"},
+	)), ArchiveTar, dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, ".rivetr-top")); string(b) != "1" {
+		t.Errorf("hoisted .rivetr-top: %q", b)
+	}
+
 	outside := t.TempDir()
 	for name, data := range map[string][]byte{
 		"absolute path":              tarOf(t, member{name: "/etc/evil", body: "x"}),
@@ -246,6 +259,9 @@ func TestFromArchiveAndImage(t *testing.T) {
 	}
 	if err := repos.SetBranch(ctx, "web", "main", rev2, rev); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := FetchArchive(ctx, "http://169.254.169.254/latest/meta-data/"); err == nil || !strings.Contains(err.Error(), "link-local") {
+		t.Errorf("the metadata address: %v", err)
 	}
 	for _, bad := range []struct{ source, kind string }{
 		{srv.URL + "/missing.tar", ""},
