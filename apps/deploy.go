@@ -1773,6 +1773,16 @@ func (d *Deployer) Destroy(ctx context.Context, app string) error {
 			return fmt.Errorf("remove image %s: %w", img, err)
 		}
 	}
+	// Images the app loaded (git:load-image) carry no rivetr label.
+	loaded, err := d.loadedImages(ctx, app)
+	if err != nil {
+		return err
+	}
+	for _, img := range loaded {
+		if err := d.runtime.RemoveImage(ctx, img); err != nil {
+			d.log.Printf("remove loaded image %s of %s: %v", img, app, err)
+		}
+	}
 	return nil
 }
 

@@ -43,3 +43,23 @@ func ValidateRegistryServer(s string) error {
 	}
 	return nil
 }
+
+// ValidateImageRef checks an image reference (git:from-image,
+// git:load-image) before it is written into a Dockerfile: registry, path, tag and digest characters
+// only, so nothing can add a line or an instruction.
+func ValidateImageRef(ref string) error {
+	bad := ref == "" || len(ref) > 255
+	for i := 0; i < len(ref) && !bad; i++ {
+		c := ref[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-' || c == ':' || c == '/' || c == '@'):
+		default:
+			bad = true
+		}
+	}
+	if bad {
+		return Errorf(ErrInvalidName, "Invalid image %q: use a reference such as registry.example.com/team/app:1.2 or app@sha256:...", clip(ref))
+	}
+	return nil
+}

@@ -18,6 +18,11 @@ type codeSources interface {
 	RefRev(app, ref string) (string, error)
 }
 
+// imageLoader loads a `docker save` archive for an app (apps.Deployer).
+type imageLoader interface {
+	LoadImage(ctx context.Context, app, image string, r io.Reader, out io.Writer) error
+}
+
 // hostTruster pins an SSH git host's key (gitserver.Mirror.AllowHost).
 type hostTruster interface {
 	AllowHost(ctx context.Context, host string) (line string, added bool, err error)
@@ -59,6 +64,23 @@ func registerGitSources(r *Registry, d Deps) {
 						})
 				}},
 		)
+		if loader, ok := d.Deployer.(imageLoader); ok {
+			r.Add(git, Command{Name: "git:load-image", Usage: "git:load-image <app> <image> [<git-username> <git-email>]",
+				Help: "Deploy an image read from stdin (docker save <image> | ssh rivetr git:load-image <app> <image>)",
+				Run: func(ctx context.Context, s *Session, args []string) error {
+					return d.fromSource(ctx, s, args, src, "git:load-image <app> <image> [<git-username> <git-email>]", "load-image",
+						func(app, branch, image string, author apps.GitAuthor) (string, string, bool, error) {
+							if err := apps.ValidateImageRef(image); err != nil {
+								return "", "", false, err
+							}
+							s.Step("Loading image %s", image)
+							if err := loader.LoadImage(ctx, app, image, s.Stdin, s.Stdout); err != nil {
+								return "", "", false, err
+							}
+							return src.FromImage(ctx, app, branch, image, author)
+						})
+				}})
+		}
 	}
 	if t, ok := d.Mirrors.Mirror.(hostTruster); ok {
 		r.Add(git, Command{Name: "git:allow-host", Usage: "git:allow-host <host[:port]>",

@@ -99,6 +99,53 @@ func TestGitSources(t *testing.T) {
 	wantError(t, c.ssh(t, nil, "git:from-image", app, "x\nRUN id"), 1, "Invalid image")
 	wantError(t, c.ssh(t, nil, "git:from-image", "no-such-app", image), -1, "no-such-app")
 
+	// An image from `docker save` on stdin, which the server does not
+	// have: loaded under its name only, then deployed like from-image.
+	loaded := "rivetr-test/" + app + "-loaded:v2"
+	other := "rivetr-test/" + app + "-other:v2"
+	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", loaded, other).Run() })
+	ctxDir2 := t.TempDir()
+	for _, f := range pushAppFiles(t, "load2", "") {
+		os.WriteFile(filepath.Join(ctxDir2, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
+	}
+	if out, err := exec.Command("docker", "build", "-q", "-t", loaded, ctxDir2).CombinedOutput(); err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	saved, err := exec.Command("docker", "save", loaded).Output()
+	if err != nil {
+		t.Fatalf("docker save: %v", err)
+	}
+	exec.Command("docker", "tag", loaded, other).Run()
+	savedTwoNames, err := exec.Command("docker", "save", loaded, other).Output()
+	if err != nil {
+		t.Fatalf("docker save (two names): %v", err)
+	}
+	if out, err := exec.Command("docker", "rmi", loaded, other).CombinedOutput(); err != nil {
+		t.Fatalf("docker rmi: %v\n%s", err, out)
+	}
+	wantError(t, c.ssh(t, savedTwoNames, "git:load-image", app, loaded), 1, "may carry only the name given")
+	wantError(t, c.ssh(t, []byte("not a tar"), "git:load-image", app, loaded), 1, "image archive")
+	wantStillServes(t, srv, app, "hello img1")
+	res = c.mustIn(t, saved, "git:load-image", app, loaded)
+	t.Logf("git:load-image:\n%s", res)
+	if !strings.Contains(res.Stdout, "Loaded image") {
+		t.Errorf("git:load-image output:\n%s", res)
+	}
+	wantServes(t, srv, app, "/", "hello load2")
+	if r := c.latestRelease(t, app); r.Reason != "load-image" {
+		t.Errorf("release reason %q, want load-image", r.Reason)
+	}
+	// The same archive again: its own image may be replaced; no change to deploy.
+	if res := c.mustIn(t, saved, "git:load-image", app, loaded); !strings.Contains(res.Stdout, "No changes") {
+		t.Errorf("the same image loaded again:\n%s", res)
+	}
+	// Another app may not replace an image it did not load (nor any
+	// other image on the server: a database's, another app's).
+	app2 := randomName("src2")
+	cleanupApp(t, srv, eng, app2)
+	c.must(t, "apps:create", app2)
+	wantError(t, c.ssh(t, saved, "git:load-image", app2, loaded), 1, "did not load it")
+
 	// A tar on stdin over SSH, with an author.
 	res = c.mustIn(t, tarArchive(t, pushAppFiles(t, "arc1", "")...), "git:from-archive", app, "--", "Camila", "camila@example.com")
 	wantServes(t, srv, app, "/", "hello arc1")

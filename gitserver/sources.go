@@ -9,32 +9,12 @@ import (
 	"github.com/rivetr/rivetr/apps"
 )
 
-// ValidateImageRef checks an image reference for git:from-image before it
-// is written into a Dockerfile: registry, path, tag and digest characters
-// only, so nothing can add a line or an instruction.
-func ValidateImageRef(ref string) error {
-	bad := ref == "" || len(ref) > 255
-	for i := 0; i < len(ref) && !bad; i++ {
-		c := ref[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case i > 0 && (c == '.' || c == '_' || c == '-' || c == ':' || c == '/' || c == '@'):
-		default:
-			bad = true
-		}
-	}
-	if bad {
-		return apps.Errorf(apps.ErrInvalidName, "Invalid image %q: use a reference such as registry.example.com/team/app:1.2 or app@sha256:...", clip(ref))
-	}
-	return nil
-}
-
 // FromImage commits a Dockerfile holding only `FROM image` after branch's
 // head in app's repository (CommitDir), Dokku's git:from-image: the app is
 // built from (and runs) the image. changed is false when the branch holds
 // exactly that already.
 func (r *Repos) FromImage(ctx context.Context, app, branch, image string, author apps.GitAuthor) (rev, parent string, changed bool, err error) {
-	if err := ValidateImageRef(image); err != nil {
+	if err := apps.ValidateImageRef(image); err != nil {
 		return "", "", false, err
 	}
 	dir, err := os.MkdirTemp("", "rivetr-from-image-")
