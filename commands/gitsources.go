@@ -159,12 +159,37 @@ func (d Deps) fromSource(ctx context.Context, s *Session, args []string, src cod
 			if moveErr = src.SetBranch(ctx, app, branch, rev, parent); moveErr == nil {
 				moveErr = d.Apps.SetSetting(ctx, app, "git", apps.GitDeployBranch, branch)
 			}
+			if moveErr == nil {
+				moveErr = d.recordSource(ctx, app, reason, args[1])
+			}
 		}})
 	if err != nil {
 		return err
 	}
 	if moveErr != nil {
 		return Failf("%s is deployed, but its %s branch was not moved to it: %v", apps.ShortRev(rev), branch, moveErr)
+	}
+	return nil
+}
+
+// recordSource notes, for git:report, the image or archive an app was last
+// deployed from.
+func (d Deps) recordSource(ctx context.Context, app, reason, what string) error {
+	image, archive := "", ""
+	switch {
+	case reason == "from-archive" && what == "-":
+		archive = "stdin"
+	case reason == "from-archive" && d.Mirrors.RedactURL != nil:
+		archive = d.Mirrors.RedactURL(what)
+	case reason == "from-archive":
+		archive = what
+	default:
+		image = what
+	}
+	for k, v := range map[string]string{"source-image": image, "source-archive": archive} {
+		if err := d.Apps.SetSetting(ctx, app, apps.GitSyncNS, k, v); err != nil {
+			return err
+		}
 	}
 	return nil
 }

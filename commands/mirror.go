@@ -89,6 +89,8 @@ func (d Deps) gitReportFields(ctx context.Context, app string) ([]Field, error) 
 		{"git-last-sync-ref", "Git last sync ref", st["last-ref"]},
 		{"git-last-sync-rev", "Git last sync rev", st["last-rev"]},
 		{"git-last-sync-at", "Git last sync at", st["last-sync-at"]},
+		{"git-source-image", "Git source image", st["source-image"]},
+		{"git-source-archive", "Git source archive", st["source-archive"]},
 		{"git-last-webhook", "Git last webhook", st["last-webhook"]},
 		{"git-deploy-key", "Git deploy key", key},
 	}, nil

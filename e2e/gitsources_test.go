@@ -83,6 +83,9 @@ func TestGitSources(t *testing.T) {
 		t.Errorf("git:from-image output:\n%s", res)
 	}
 	wantServes(t, srv, app, "/", "hello img1")
+	if report := c.must(t, "git:report", app).Stdout; !strings.Contains(report, image) {
+		t.Errorf("git:report after from-image lacks the image:\n%s", report)
+	}
 	if r := c.latestRelease(t, app); r.Reason != "from-image" {
 		t.Errorf("release reason %q, want from-image", r.Reason)
 	}
@@ -182,6 +185,10 @@ func TestGitSources(t *testing.T) {
 	defer web.Close()
 	c.must(t, "git:from-archive", "--archive-type", "tar.gz", app, web.URL+"/app.tar.gz")
 	wantServes(t, srv, app, "/", "hello arc2")
+	report := c.must(t, "git:report", app).Stdout
+	if !strings.Contains(report, "Git source archive:") || !strings.Contains(report, web.URL+"/app.tar.gz") || strings.Contains(report, image) {
+		t.Errorf("git:report after from-archive:\n%s", report)
+	}
 	res = c.must(t, "git:from-archive", "--archive-type", "tar.gz", app, web.URL+"/app.tar.gz")
 	if !strings.Contains(res.Stdout, "No changes") {
 		t.Errorf("the same archive again:\n%s", res)
