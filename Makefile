@@ -33,7 +33,7 @@ test-podman:
 	if [ $$rc -eq 3 ] && [ "$${CI:-}" != "true" ]; then echo "test-podman: skipped, podman is not installed"; exit 0; fi; \
 	if [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	RIVETR_TEST_RUNTIME=podman $(GO) test -count=1 -timeout 15m ./runtime/ && \
-	RIVETR_TEST_RUNTIME=podman $(GO) test -count=1 -timeout 15m -run 'TestPush' ./e2e/
+	RIVETR_TEST_RUNTIME=podman $(GO) test -count=1 -timeout 15m -run 'TestPush|TestGitSources' ./e2e/
 
 test-unit:
 	$(GO) test -count=1 -short ./...

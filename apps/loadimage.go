@@ -2,6 +2,7 @@ package apps
 
 import (
 	"context"
+	"errors"
 	"io"
 	"slices"
 	"strings"
@@ -13,42 +14,54 @@ type ImageLoader interface {
 	// HasImage reports whether the engine holds an image by ref.
 	HasImage(ctx context.Context, ref string) (bool, error)
 	// LoadImage loads an archive that holds one image named ref (and no
-	// other name), writing the engine's output to out.
-	LoadImage(ctx context.Context, r io.Reader, ref string, out io.Writer) error
+	// other name). allow sees the name the archive gives it (Podman's
+	// "localhost/ref") before the load and may refuse it; that name is
+	// returned. The engine's output goes to out.
+	LoadImage(ctx context.Context, r io.Reader, ref string, allow func(name string) error, out io.Writer) (string, error)
 }
 
 // loadedImagesKey lists, in GitSyncNS, the images app loaded.
 const loadedImagesKey = "loaded-images"
 
 // LoadImage loads a `docker save` archive of image for app
-// (git:load-image). A name already on the engine may only be replaced when
-// app loaded it before: a load replaces the image behind a tag, and the
-// tag may be another app's or a managed database's.
-func (d *Deployer) LoadImage(ctx context.Context, app, image string, r io.Reader, out io.Writer) error {
+// (git:load-image) and returns the name it was loaded under. A name
+// already on the engine may only be replaced when app loaded it before: a
+// load replaces the image behind a tag, and the tag may be another app's
+// or a managed database's.
+func (d *Deployer) LoadImage(ctx context.Context, app, image string, r io.Reader, out io.Writer) (string, error) {
 	loader, ok := d.runtime.(ImageLoader)
 	if !ok {
-		return Errorf(ErrDeployFailed, "This server's container engine cannot load images")
+		return "", Errorf(ErrDeployFailed, "This server's container engine cannot load images")
 	}
 	loaded, err := d.loadedImages(ctx, app)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if !slices.Contains(loaded, image) {
-		exists, err := loader.HasImage(ctx, image)
+	allow := func(name string) error {
+		if slices.Contains(loaded, name) {
+			return nil
+		}
+		exists, err := loader.HasImage(ctx, name)
 		if err != nil {
 			return err
 		}
 		if exists {
-			return Errorf(ErrInvalidName, "Image %s is on this server already and %s did not load it: load the image under a name of its own", image, app)
+			return Errorf(ErrInvalidName, "Image %s is on this server already and %s did not load it: load the image under a name of its own", name, app)
 		}
-	}
-	if err := loader.LoadImage(ctx, r, image, out); err != nil {
-		return Errorf(ErrDeployFailed, "%v", err)
-	}
-	if slices.Contains(loaded, image) {
 		return nil
 	}
-	return d.svc.SetSetting(ctx, app, GitSyncNS, loadedImagesKey, strings.Join(append(loaded, image), " "))
+	name, err := loader.LoadImage(ctx, r, image, allow, out)
+	if err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			return "", err
+		}
+		return "", Errorf(ErrDeployFailed, "%v", err)
+	}
+	if slices.Contains(loaded, name) {
+		return name, nil
+	}
+	return name, d.svc.SetSetting(ctx, app, GitSyncNS, loadedImagesKey, strings.Join(append(loaded, name), " "))
 }
 
 func (d *Deployer) loadedImages(ctx context.Context, app string) ([]string, error) {

@@ -20,7 +20,7 @@ type codeSources interface {
 
 // imageLoader loads a `docker save` archive for an app (apps.Deployer).
 type imageLoader interface {
-	LoadImage(ctx context.Context, app, image string, r io.Reader, out io.Writer) error
+	LoadImage(ctx context.Context, app, image string, r io.Reader, out io.Writer) (loaded string, err error)
 }
 
 // hostTruster pins an SSH git host's key (gitserver.Mirror.AllowHost).
@@ -74,10 +74,11 @@ func registerGitSources(r *Registry, d Deps) {
 								return "", "", false, err
 							}
 							s.Step("Loading image %s", image)
-							if err := loader.LoadImage(ctx, app, image, s.Stdin, s.Stdout); err != nil {
+							name, err := loader.LoadImage(ctx, app, image, s.Stdin, s.Stdout)
+							if err != nil {
 								return "", "", false, err
 							}
-							return src.FromImage(ctx, app, branch, image, author)
+							return src.FromImage(ctx, app, branch, name, author)
 						})
 				}})
 		}

@@ -59,13 +59,11 @@ func pushAppFiles(t *testing.T, tag string, dockerfileExtra string) []archiveFil
 func TestGitSources(t *testing.T) {
 	t.Parallel()
 	eng := needEngine(t)
-	if eng.kind != "docker" {
-		t.Skip("builds its base image with the docker CLI")
-	}
+	cli := eng.kind // the engine's own CLI builds and saves the images: docker or podman
 	srv, c := startPushServer(t, eng)
 	app := randomName("src")
 	image := "rivetr-test/" + app + ":v1"
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
+	t.Cleanup(func() { exec.Command(cli, "rmi", "-f", image).Run() })
 	cleanupApp(t, srv, eng, app)
 	c.must(t, "apps:create", app)
 
@@ -74,8 +72,8 @@ func TestGitSources(t *testing.T) {
 	for _, f := range pushAppFiles(t, "img1", "") {
 		os.WriteFile(filepath.Join(ctxDir, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
 	}
-	if out, err := exec.Command("docker", "build", "-q", "-t", image, ctxDir).CombinedOutput(); err != nil {
-		t.Fatalf("docker build: %v\n%s", err, out)
+	if out, err := exec.Command(cli, "build", "-q", "-t", image, ctxDir).CombinedOutput(); err != nil {
+		t.Fatalf("%s build: %v\n%s", cli, err, out)
 	}
 	res := c.must(t, "git:from-image", app, image)
 	t.Logf("git:from-image:\n%s", res)
@@ -106,25 +104,25 @@ func TestGitSources(t *testing.T) {
 	// have: loaded under its name only, then deployed like from-image.
 	loaded := "rivetr-test/" + app + "-loaded:v2"
 	other := "rivetr-test/" + app + "-other:v2"
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", loaded, other).Run() })
+	t.Cleanup(func() { exec.Command(cli, "rmi", "-f", loaded, other).Run() })
 	ctxDir2 := t.TempDir()
 	for _, f := range pushAppFiles(t, "load2", "") {
 		os.WriteFile(filepath.Join(ctxDir2, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
 	}
-	if out, err := exec.Command("docker", "build", "-q", "-t", loaded, ctxDir2).CombinedOutput(); err != nil {
-		t.Fatalf("docker build: %v\n%s", err, out)
+	if out, err := exec.Command(cli, "build", "-q", "-t", loaded, ctxDir2).CombinedOutput(); err != nil {
+		t.Fatalf("%s build: %v\n%s", cli, err, out)
 	}
-	saved, err := exec.Command("docker", "save", loaded).Output()
+	saved, err := exec.Command(cli, "save", loaded).Output()
 	if err != nil {
-		t.Fatalf("docker save: %v", err)
+		t.Fatalf("%s save: %v", cli, err)
 	}
-	exec.Command("docker", "tag", loaded, other).Run()
-	savedTwoNames, err := exec.Command("docker", "save", loaded, other).Output()
+	exec.Command(cli, "tag", loaded, other).Run()
+	savedTwoNames, err := exec.Command(cli, "save", loaded, other).Output()
 	if err != nil {
-		t.Fatalf("docker save (two names): %v", err)
+		t.Fatalf("%s save (two names): %v", cli, err)
 	}
-	if out, err := exec.Command("docker", "rmi", loaded, other).CombinedOutput(); err != nil {
-		t.Fatalf("docker rmi: %v\n%s", err, out)
+	if out, err := exec.Command(cli, "rmi", loaded, other).CombinedOutput(); err != nil {
+		t.Fatalf("%s rmi: %v\n%s", cli, err, out)
 	}
 	wantError(t, c.ssh(t, savedTwoNames, "git:load-image", app, loaded), 1, "may carry only the name given")
 	wantError(t, c.ssh(t, []byte("not a tar"), "git:load-image", app, loaded), 1, "image archive")

@@ -15,7 +15,7 @@ func TestNormalizeRef(t *testing.T) {
 		"docker.io/library/app:1":       "docker.io/library/app:1",
 		"me/app":                        "docker.io/me/app:latest",
 		"registry.example.com:5000/app": "registry.example.com:5000/app:latest",
-		"localhost/app:2":               "localhost/app:2",
+		"localhost/app:2":               "docker.io/library/app:2", // Podman's name for app:2
 		"app@sha256:abc":                "docker.io/library/app@sha256:abc",
 	} {
 		if got := normalizeRef(in); got != want {
@@ -43,9 +43,14 @@ func TestCheckImageArchive(t *testing.T) {
 			"index.json": `{"manifests":[{"annotations":{"io.containerd.image.name":"docker.io/me/app:1","org.opencontainers.image.ref.name":"1"}}]}`},
 	}
 	for name, files := range ok {
-		if err := checkImageArchive(imageTar(t, files), "me/app:1"); err != nil {
-			t.Errorf("%s: %v", name, err)
+		if got, err := checkImageArchive(imageTar(t, files), "me/app:1"); err != nil || got == "" {
+			t.Errorf("%s: %q %v", name, got, err)
 		}
+	}
+	// Podman saves me/app:1 as localhost/me/app:1, and loads it so.
+	got, err := checkImageArchive(imageTar(t, map[string]string{"manifest.json": `[{"RepoTags":["localhost/me/app:1"]}]`}), "me/app:1")
+	if err != nil || got != "localhost/me/app:1" {
+		t.Errorf("podman's archive: %q %v", got, err)
 	}
 	bad := map[string]map[string]string{
 		"another tag too":  {"manifest.json": `[{"RepoTags":["me/app:1","postgres:16"]}]`},
@@ -57,13 +62,13 @@ func TestCheckImageArchive(t *testing.T) {
 		"bad json":         {"manifest.json": `[{`},
 	}
 	for name, files := range bad {
-		if err := checkImageArchive(imageTar(t, files), "me/app:1"); err == nil {
+		if _, err := checkImageArchive(imageTar(t, files), "me/app:1"); err == nil {
 			t.Errorf("%s: accepted", name)
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
 	}
-	if err := checkImageArchive(strings.NewReader("not a tar"), "me/app:1"); err == nil {
+	if _, err := checkImageArchive(strings.NewReader("not a tar"), "me/app:1"); err == nil {
 		t.Error("not a tar: accepted")
 	}
 }
