@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"io"
+	"strings"
 
 	"github.com/rivetr/rivetr/apps"
 )
@@ -90,7 +91,7 @@ func registerGitSources(r *Registry, d Deps) {
 				if len(args) != 1 {
 					return Failf("Usage: rivetr git:allow-host <host[:port]>")
 				}
-				host := args[0]
+				host := strings.ToLower(args[0])
 				if len(host) > 260 || !gitHostRE.MatchString(host) {
 					return Failf("Invalid host %q: use a host name, optionally with :PORT", clipArg(host))
 				}
