@@ -47,6 +47,7 @@ lint:
 fuzz:
 	$(GO) test -run XXX -fuzz FuzzWebhooks -fuzztime 60s -fuzzminimizetime 5s ./gitserver
 	$(GO) test -run XXX -fuzz FuzzSplitWords -fuzztime 30s -fuzzminimizetime 5s ./apps
+	$(GO) test -run XXX -fuzz FuzzExtractArchive -fuzztime 60s -fuzzminimizetime 5s ./gitserver
 
 bench: build
 	bench/run.sh

@@ -382,3 +382,35 @@ func BenchmarkFromArchive(b *testing.B) {
 		}
 	}
 }
+
+// FuzzExtractArchive feeds random tar, tar.gz and zip bytes to the
+// extractor: it may refuse them, but never panics and never writes outside
+// its destination.
+func FuzzExtractArchive(f *testing.F) {
+	t := &testing.T{}
+	f.Add(byte(0), tarOf(t, member{name: "a/b", body: "x"}, member{name: "a/l", kind: tar.TypeSymlink, link: "b"}))
+	f.Add(byte(0), tarOf(t, member{name: "a/s", kind: tar.TypeSymlink, link: "."}, member{name: "a/l", kind: tar.TypeSymlink, link: "s/../.."}, member{name: "a/l/x", body: "x"}))
+	f.Add(byte(0), tarOf(t, member{name: "l", kind: tar.TypeSymlink, link: "sub"}, member{name: "sub/", kind: tar.TypeDir}, member{name: "h", kind: tar.TypeLink, link: "l/../x"}))
+	f.Add(byte(1), gzipOf(t, tarOf(t, member{name: "top/run", body: "#!/bin/sh\n", mode: 0o755})))
+	f.Add(byte(2), zipOf(t, member{name: "z/a.txt", body: "a"}, member{name: "z/l", kind: tar.TypeSymlink, link: "a.txt"}))
+	kinds := []string{ArchiveTar, ArchiveTarGz, ArchiveZip}
+	f.Fuzz(func(t *testing.T, kind byte, data []byte) {
+		// dest sits three levels down, so a write escaping it by up to
+		// three ".." lands where the test looks.
+		parent := t.TempDir()
+		dest := filepath.Join(parent, "l1", "l2", "l3", "dest")
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		ExtractArchive(bytes.NewReader(data), kinds[int(kind)%len(kinds)], dest)
+		for dir, want := range map[string]string{parent: "l1", filepath.Join(parent, "l1"): "l2", filepath.Join(parent, "l1", "l2"): "l3", filepath.Join(parent, "l1", "l2", "l3"): "dest"} {
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].Name() != want {
+				t.Fatalf("the extractor wrote outside its destination, in %s: %v", dir, entries)
+			}
+		}
+	})
+}
