@@ -71,3 +71,26 @@ func (d *Deployer) loadedImages(ctx context.Context, app string) ([]string, erro
 	}
 	return strings.Fields(v), nil
 }
+
+// ForgetLoadedImages drops the names of the images app loaded before
+// keep, once keep is deployed: the engine keeps each image as long as a
+// kept release's image is built on it, and removes it with the last of
+// them, so old loads do not pile up on the server. A name the engine will
+// not drop stays recorded, for the next time and for apps:destroy.
+func (d *Deployer) ForgetLoadedImages(ctx context.Context, app, keep string) error {
+	loaded, err := d.loadedImages(ctx, app)
+	if err != nil {
+		return err
+	}
+	left := []string{keep}
+	for _, img := range loaded {
+		if img == keep {
+			continue
+		}
+		if err := d.runtime.RemoveImage(ctx, img); err != nil {
+			d.log.Printf("forget loaded image %s of %s: %v", img, app, err)
+			left = append(left, img)
+		}
+	}
+	return d.svc.SetSetting(ctx, app, GitSyncNS, loadedImagesKey, strings.Join(left, " "))
+}

@@ -22,6 +22,7 @@ type codeSources interface {
 // imageLoader loads a `docker save` archive for an app (apps.Deployer).
 type imageLoader interface {
 	LoadImage(ctx context.Context, app, image string, r io.Reader, out io.Writer) (loaded string, err error)
+	ForgetLoadedImages(ctx context.Context, app, keep string) error
 }
 
 // hostTruster pins an SSH git host's key (gitserver.Mirror.AllowHost).
@@ -39,7 +40,7 @@ func registerGitSources(r *Registry, d Deps) {
 					return d.fromSource(ctx, s, args, src, "git:from-image <app> <image> [<git-username> <git-email>]", "from-image",
 						func(app, branch, image string, author apps.GitAuthor) (string, string, bool, error) {
 							return src.FromImage(ctx, app, branch, image, author)
-						})
+						}, nil)
 				}},
 			Command{Name: "git:from-archive", Usage: "git:from-archive [--archive-type tar|tar.gz|zip] <app> <archive-url|--> [<git-username> <git-email>]",
 				Help: "Deploy the files of a tar, tar.gz or zip archive fetched from a URL, or read from stdin with --",
@@ -62,25 +63,29 @@ func registerGitSources(r *Registry, d Deps) {
 								source = "--"
 							}
 							return src.FromArchive(ctx, app, branch, source, s.Stdin, kind, author)
-						})
+						}, nil)
 				}},
 		)
 		if loader, ok := d.Deployer.(imageLoader); ok {
 			r.Add(git, Command{Name: "git:load-image", Usage: "git:load-image <app> <image> [<git-username> <git-email>]",
 				Help: "Deploy an image read from stdin (docker save <image> | ssh rivetr git:load-image <app> <image>)",
 				Run: func(ctx context.Context, s *Session, args []string) error {
+					var app, name string // set once loaded
 					return d.fromSource(ctx, s, args, src, "git:load-image <app> <image> [<git-username> <git-email>]", "load-image",
-						func(app, branch, image string, author apps.GitAuthor) (string, string, bool, error) {
+						func(a, branch, image string, author apps.GitAuthor) (string, string, bool, error) {
 							if err := apps.ValidateImageRef(image); err != nil {
 								return "", "", false, err
 							}
 							s.Step("Loading image %s", image)
-							name, err := loader.LoadImage(ctx, app, image, s.Stdin, s.Stdout)
+							loaded, err := loader.LoadImage(ctx, a, image, s.Stdin, s.Stdout)
 							if err != nil {
 								return "", "", false, err
 							}
-							return src.FromImage(ctx, app, branch, name, author)
-						})
+							app, name = a, loaded
+							return src.FromImage(ctx, a, branch, loaded, author)
+						},
+						// The images loaded before go with the releases built on them.
+						func() error { return loader.ForgetLoadedImages(ctx, app, name) })
 				}})
 		}
 	}
@@ -114,8 +119,10 @@ func registerGitSources(r *Registry, d Deps) {
 // write a commit after the app's deploy branch (main for an app without
 // one) and deploy it; the branch moves to it only once it is deployed, as
 // a failed push leaves the branch alone. Unchanged input deploys nothing.
+//
+// after, if set, runs once the commit is deployed and the branch moved.
 func (d Deps) fromSource(ctx context.Context, s *Session, args []string, src codeSources, usage, reason string,
-	write func(app, branch, what string, author apps.GitAuthor) (rev, parent string, changed bool, err error)) error {
+	write func(app, branch, what string, author apps.GitAuthor) (rev, parent string, changed bool, err error), after func() error) error {
 	if len(args) != 2 && len(args) != 4 {
 		return Failf("Usage: rivetr %s", usage)
 	}
@@ -163,6 +170,9 @@ func (d Deps) fromSource(ctx context.Context, s *Session, args []string, src cod
 			}
 			if moveErr == nil {
 				moveErr = d.recordSource(ctx, app, reason, args[1])
+			}
+			if moveErr == nil && after != nil {
+				moveErr = after()
 			}
 		}})
 	if err != nil {

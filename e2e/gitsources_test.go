@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -146,6 +147,32 @@ func TestGitSources(t *testing.T) {
 	cleanupApp(t, srv, eng, app2)
 	c.must(t, "apps:create", app2)
 	wantError(t, c.ssh(t, saved, "git:load-image", app2, loaded), 1, "did not load it")
+
+	// A newer image: once it is deployed the name of the one before is
+	// dropped (its image stays while a kept release is built on it), so
+	// a rollback still finds everything.
+	v2 := c.latestRelease(t, app).Number
+	loaded3 := "rivetr-test/" + app + "-loaded:v3"
+	t.Cleanup(func() { exec.Command(cli, "rmi", "-f", loaded3).Run() })
+	ctxDir3 := t.TempDir()
+	for _, f := range pushAppFiles(t, "load3", "") {
+		os.WriteFile(filepath.Join(ctxDir3, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
+	}
+	if out, err := exec.Command(cli, "build", "-q", "-t", loaded3, ctxDir3).CombinedOutput(); err != nil {
+		t.Fatalf("%s build: %v\n%s", cli, err, out)
+	}
+	saved3, err := exec.Command(cli, "save", loaded3).Output()
+	if err != nil {
+		t.Fatalf("%s save: %v", cli, err)
+	}
+	exec.Command(cli, "rmi", loaded3).Run()
+	c.mustIn(t, saved3, "git:load-image", app, loaded3)
+	wantServes(t, srv, app, "/", "hello load3")
+	if err := exec.Command(cli, "image", "inspect", loaded).Run(); err == nil {
+		t.Errorf("%s is still tagged after %s replaced it", loaded, loaded3)
+	}
+	c.must(t, "releases:rollback", app, strconv.Itoa(v2))
+	wantServes(t, srv, app, "/", "hello load2")
 
 	// A tar on stdin over SSH, with an author.
 	res = c.mustIn(t, tarArchive(t, pushAppFiles(t, "arc1", "")...), "git:from-archive", app, "--", "Camila", "camila@example.com")
