@@ -64,18 +64,11 @@ func TestGitSources(t *testing.T) {
 	srv, c := startPushServer(t, eng)
 	app := randomName("src")
 	image := "rivetr-test/" + app + ":v1"
-	t.Cleanup(func() { exec.Command(cli, "rmi", "-f", image).Run() })
 	cleanupApp(t, srv, eng, app)
 	c.must(t, "apps:create", app)
 
 	// An image built elsewhere (a CI), deployed as it is.
-	ctxDir := t.TempDir()
-	for _, f := range pushAppFiles(t, "img1", "") {
-		os.WriteFile(filepath.Join(ctxDir, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
-	}
-	if out, err := exec.Command(cli, "build", "-q", "-t", image, ctxDir).CombinedOutput(); err != nil {
-		t.Fatalf("%s build: %v\n%s", cli, err, out)
-	}
+	buildAppImage(t, cli, image, "img1")
 	res := c.must(t, "git:from-image", app, image)
 	t.Logf("git:from-image:\n%s", res)
 	if !strings.Contains(res.Stdout, "Committed") || !strings.Contains(res.Stdout, "=====> Application deployed:") {
@@ -105,23 +98,11 @@ func TestGitSources(t *testing.T) {
 	// have: loaded under its name only, then deployed like from-image.
 	loaded := "rivetr-test/" + app + "-loaded:v2"
 	other := "rivetr-test/" + app + "-other:v2"
-	t.Cleanup(func() { exec.Command(cli, "rmi", "-f", loaded, other).Run() })
-	ctxDir2 := t.TempDir()
-	for _, f := range pushAppFiles(t, "load2", "") {
-		os.WriteFile(filepath.Join(ctxDir2, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
-	}
-	if out, err := exec.Command(cli, "build", "-q", "-t", loaded, ctxDir2).CombinedOutput(); err != nil {
-		t.Fatalf("%s build: %v\n%s", cli, err, out)
-	}
-	saved, err := exec.Command(cli, "save", loaded).Output()
-	if err != nil {
-		t.Fatalf("%s save: %v", cli, err)
-	}
+	t.Cleanup(func() { exec.Command(cli, "rmi", "-f", other).Run() })
+	buildAppImage(t, cli, loaded, "load2")
+	saved := saveImages(t, cli, loaded)
 	exec.Command(cli, "tag", loaded, other).Run()
-	savedTwoNames, err := exec.Command(cli, "save", loaded, other).Output()
-	if err != nil {
-		t.Fatalf("%s save (two names): %v", cli, err)
-	}
+	savedTwoNames := saveImages(t, cli, loaded, other)
 	if out, err := exec.Command(cli, "rmi", loaded, other).CombinedOutput(); err != nil {
 		t.Fatalf("%s rmi: %v\n%s", cli, err, out)
 	}
@@ -153,18 +134,8 @@ func TestGitSources(t *testing.T) {
 	// a rollback still finds everything.
 	v2 := c.latestRelease(t, app).Number
 	loaded3 := "rivetr-test/" + app + "-loaded:v3"
-	t.Cleanup(func() { exec.Command(cli, "rmi", "-f", loaded3).Run() })
-	ctxDir3 := t.TempDir()
-	for _, f := range pushAppFiles(t, "load3", "") {
-		os.WriteFile(filepath.Join(ctxDir3, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
-	}
-	if out, err := exec.Command(cli, "build", "-q", "-t", loaded3, ctxDir3).CombinedOutput(); err != nil {
-		t.Fatalf("%s build: %v\n%s", cli, err, out)
-	}
-	saved3, err := exec.Command(cli, "save", loaded3).Output()
-	if err != nil {
-		t.Fatalf("%s save: %v", cli, err)
-	}
+	buildAppImage(t, cli, loaded3, "load3")
+	saved3 := saveImages(t, cli, loaded3)
 	exec.Command(cli, "rmi", loaded3).Run()
 	c.mustIn(t, saved3, "git:load-image", app, loaded3)
 	wantServes(t, srv, app, "/", "hello load3")
@@ -258,6 +229,30 @@ func TestGitSources(t *testing.T) {
 		t.Errorf("git:allow-host again:\n%s", res)
 	}
 	wantError(t, c.ssh(t, nil, "git:allow-host", "bad host;id"), 1, "Invalid host")
+}
+
+// buildAppImage builds, with the engine's CLI, an image of the test app
+// serving "hello TAG", removed when the test ends.
+func buildAppImage(t *testing.T, cli, image, tag string) {
+	t.Helper()
+	t.Cleanup(func() { exec.Command(cli, "rmi", "-f", image).Run() })
+	dir := t.TempDir()
+	for _, f := range pushAppFiles(t, tag, "") {
+		os.WriteFile(filepath.Join(dir, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
+	}
+	if out, err := exec.Command(cli, "build", "-q", "-t", image, dir).CombinedOutput(); err != nil {
+		t.Fatalf("%s build: %v\n%s", cli, err, out)
+	}
+}
+
+// saveImages is `CLI save IMAGES...` (one archive for all the names).
+func saveImages(t *testing.T, cli string, images ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(cli, append([]string{"save"}, images...)...).Output()
+	if err != nil {
+		t.Fatalf("%s save %v: %v", cli, images, err)
+	}
+	return out
 }
 
 // gitOut runs git in dir and returns its trimmed output.

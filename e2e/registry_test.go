@@ -101,16 +101,11 @@ func TestRegistryLogin(t *testing.T) {
 	srv, c := startPushServer(t, eng)
 	app := randomName("reg")
 	image := reg.addr + "/team/" + app + ":v1"
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
 	cleanupApp(t, srv, eng, app)
 
 	// CI builds and pushes the image; the server does not have it.
-	ctxDir := t.TempDir()
-	for _, f := range pushAppFiles(t, "reg1", "") {
-		os.WriteFile(filepath.Join(ctxDir, filepath.Base(f.name)), f.body, os.FileMode(f.mode))
-	}
+	buildAppImage(t, "docker", image, "reg1")
 	cfgDir := t.TempDir()
-	dockerCLI(t, cfgDir, "", "build", "-q", "-t", image, ctxDir)
 	dockerCLI(t, cfgDir, password, "login", reg.addr, "-u", user, "--password-stdin")
 	dockerCLI(t, cfgDir, "", "push", image)
 	dockerCLI(t, cfgDir, "", "rmi", image)
