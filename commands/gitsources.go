@@ -134,6 +134,16 @@ func (d Deps) fromSource(ctx context.Context, s *Session, args []string, src cod
 	if len(args) == 4 {
 		author = apps.GitAuthor{Name: args[2], Email: args[3]}
 	}
+	if reason != "from-archive" {
+		// The image arrives as a Dockerfile, which only that builder reads.
+		b, err := d.Apps.Setting(ctx, app, "builder", "selected", "")
+		if err != nil {
+			return err
+		}
+		if b != "" && b != apps.BuilderDockerfile {
+			return Failf("%s is built with the %s builder (builder:set); an image needs the Dockerfile builder: builder:set %s selected dockerfile, or clear it", app, b, app)
+		}
+	}
 	branch, err := d.Apps.Setting(ctx, app, "git", apps.GitDeployBranch, "")
 	if err != nil {
 		return err

@@ -92,6 +92,9 @@ func TestFromSourceMovesTheBranchOnlyAfterTheDeploy(t *testing.T) {
 	if len(src.moved) != 0 || len(dep.deployed) != 1 {
 		t.Errorf("after the refusal: moves %v, deploys %v", src.moved, dep.deployed)
 	}
+	h.ok("builder:set", "web", "selected", "static")
+	h.fails(1, "needs the Dockerfile builder", "git:from-image", "web", "me/web:2")
+	h.ok("builder:set", "web", "selected", "dockerfile")
 	h.fails(1, "Usage", "git:from-image", "web")
 	h.fails(1, "Usage", "git:from-archive", "web", "--", "only-a-name")
 	h.fails(20, "App nope does not exist", "git:from-image", "nope", "me/web:1")
