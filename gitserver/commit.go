@@ -1,6 +1,7 @@
 package gitserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,7 +59,7 @@ func (r *Repos) CommitFiles(ctx context.Context, app, branch string, files map[s
 	sort.Strings(names)
 	var tree object.Tree
 	for _, n := range names {
-		h, err := writeObject(repo.Storer, plumbing.BlobObject, strings.NewReader(string(files[n])))
+		h, err := writeObject(repo.Storer, plumbing.BlobObject, bytes.NewReader(files[n]))
 		if err != nil {
 			return "", err
 		}
