@@ -1422,7 +1422,7 @@ func (d *Deployer) checkAll(ctx context.Context, rel *Release, man manifests, st
 	var mu sync.Mutex
 	var failed []string
 	var wg sync.WaitGroup
-	w := &lockedWriter{w: out}
+	w := &LockedWriter{W: out}
 	for _, c := range started {
 		typ := c.Labels[LabelProcess]
 		name := strings.TrimPrefix(c.Name, rel.App+".")
@@ -1484,16 +1484,17 @@ func hostOf(addr string) string {
 	return h
 }
 
-// lockedWriter serialises writes of parallel checks.
-type lockedWriter struct {
+// LockedWriter serialises writes to W from several goroutines (parallel
+// checks, a process's stdout and stderr copiers).
+type LockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	W  io.Writer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
+func (l *LockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.W.Write(p)
 }
 
 // indent prefixes a one-off task's output lines with 7 spaces.

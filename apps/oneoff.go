@@ -166,7 +166,7 @@ func (d *Deployer) Logs(ctx context.Context, app, typ string, opts LogOptions, q
 		return err
 	}
 	var wg sync.WaitGroup
-	w := &lockedWriter{w: out}
+	w := &LockedWriter{W: out}
 	errs := make(chan error, len(list))
 	n := 0
 	for _, c := range list {

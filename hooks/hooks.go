@@ -535,7 +535,7 @@ func (r *Runner) runExternal(ctx context.Context, x external, point string, args
 	defer cancel()
 
 	stdout := &capBuffer{max: MaxOutput}
-	out = &syncWriter{w: out} // stdout and stderr are copied by two goroutines
+	out = &apps.LockedWriter{W: out} // stdout and stderr are copied by two goroutines
 	stderr := &tailWriter{out: out, max: StderrTail}
 	cmd := r.command(runCtx, x, args, r.environ(x, point, extra))
 	if len(stdin) > 0 {
@@ -649,18 +649,6 @@ func (b *capBuffer) Write(p []byte) (int, error) {
 }
 
 func (b *capBuffer) String() string { return b.buf.String() }
-
-// syncWriter serialises writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
 
 // tailWriter streams to out and keeps the last max bytes. It never fails:
 // once out fails (the user went away) it only keeps the tail.
