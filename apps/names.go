@@ -106,3 +106,29 @@ func ValidateGitRef(ref string) error {
 	}
 	return nil
 }
+
+// ValidHost reports whether s is a lower-case host name or IPv4 address,
+// optionally with a port: what git:auth, git:allow-host and registry:login
+// take. Letters, digits, dots and dashes, starting and ending with a
+// letter or digit.
+func ValidHost(s string) bool {
+	host, port, hasPort := strings.Cut(s, ":")
+	if host == "" || len(s) > 260 || (hasPort && (port == "" || len(port) > 5)) {
+		return false
+	}
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	if !alnum(host[0]) || !alnum(host[len(host)-1]) {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; !alnum(c) && c != '.' && c != '-' {
+			return false
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

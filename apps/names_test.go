@@ -64,3 +64,16 @@ func TestValidateServiceAndKeyNames(t *testing.T) {
 		}
 	}
 }
+
+func TestValidHost(t *testing.T) {
+	for s, want := range map[string]bool{
+		"github.com": true, "ghcr.io": true, "registry.example.com:5000": true, "127.0.0.1:2222": true, "a": true,
+		"": false, "GitHub.com": false, "-x.com": false, "x.com.": false, ".x": false, "x.com:": false,
+		"x.com:123456": false, "x.com:8a": false, "ghcr.io/x": false, "../etc": false, "bad host;id": false,
+		"a:1:2": false, strings.Repeat("a", 261): false,
+	} {
+		if got := ValidHost(s); got != want {
+			t.Errorf("ValidHost(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

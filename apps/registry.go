@@ -2,7 +2,6 @@ package apps
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -24,21 +23,9 @@ type RegistryStore interface {
 }
 
 // ValidateRegistryServer checks a registry address: a lower-case host
-// name or IP, optionally with a port.
+// name or IP, optionally with a port (ValidHost).
 func ValidateRegistryServer(s string) error {
-	host, port, hasPort := strings.Cut(s, ":")
-	ok := host != "" && len(s) <= 260 && !strings.HasPrefix(host, "-") && !strings.HasPrefix(host, ".")
-	for i := 0; i < len(host) && ok; i++ {
-		c := host[i]
-		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-'
-	}
-	if hasPort {
-		ok = ok && port != "" && len(port) <= 5
-		for i := 0; i < len(port) && ok; i++ {
-			ok = port[i] >= '0' && port[i] <= '9'
-		}
-	}
-	if !ok {
+	if !ValidHost(s) {
 		return Errorf(ErrInvalidName, "Invalid registry %q: use a host name, optionally with :PORT (e.g. ghcr.io, registry.example.com:5000)", clip(s))
 	}
 	return nil

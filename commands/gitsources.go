@@ -97,7 +97,7 @@ func registerGitSources(r *Registry, d Deps) {
 					return Failf("Usage: rivetr git:allow-host <host[:port]>")
 				}
 				host := strings.ToLower(args[0])
-				if len(host) > 260 || !gitHostRE.MatchString(host) {
+				if !apps.ValidHost(host) {
 					return Failf("Invalid host %q: use a host name, optionally with :PORT", clipArg(host))
 				}
 				line, added, err := t.AllowHost(ctx, host)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -63,10 +62,6 @@ func validTimeout(v string) error {
 	}
 	return nil
 }
-
-// gitHostRE is a host name, optionally with a port; callers bound its length
-// (a counted repetition would compile into a large program).
-var gitHostRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$`)
 
 // gitReportFields are git:report's lines about mirroring.
 func (d Deps) gitReportFields(ctx context.Context, app string) ([]Field, error) {
@@ -178,7 +173,7 @@ func registerMirror(r *Registry, d Deps) {
 						return Failf("Usage: rivetr git:auth <host> [<username> <token>]")
 					}
 					host := strings.ToLower(args[0])
-					if len(host) > 259 || !gitHostRE.MatchString(host) {
+					if !apps.ValidHost(host) {
 						return Failf("Invalid host %q: give a host name, optionally with :port (e.g. github.com)", args[0])
 					}
 					if len(args) == 1 {
