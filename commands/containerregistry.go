@@ -14,7 +14,8 @@ import (
 type RegistryDeps struct {
 	Store apps.RegistryStore
 	// Check logs in to the registry through the container engine
-	// (runtime.Engine.CheckRegistryLogin); nil stores without checking.
+	// (runtime.Engine.CheckRegistryLogin); nil when no engine answers, and
+	// then registry:login refuses, since it cannot check.
 	Check func(ctx context.Context, l apps.RegistryLogin) error
 }
 
@@ -54,10 +55,11 @@ func registerRegistry(r *Registry, d Deps) {
 					return Failf("Invalid username or password")
 				}
 				l := apps.RegistryLogin{Server: server, Username: user, Password: password, CreatedAt: time.Now().UTC()}
-				if d.Registries.Check != nil {
-					if err := d.Registries.Check(ctx, l); err != nil {
-						return Failf("Login to %s refused: %v", server, err)
-					}
+				if d.Registries.Check == nil {
+					return Failf("No container engine answers, so the login to %s cannot be checked: start the engine (make engine) and try again", server)
+				}
+				if err := d.Registries.Check(ctx, l); err != nil {
+					return Failf("Login to %s refused: %v", server, err)
 				}
 				if err := st.SetRegistryLogin(ctx, l); err != nil {
 					return err

@@ -29,6 +29,11 @@ func TestRegistryCommands(t *testing.T) {
 	RegisterCore(reg, Deps{Apps: apps.NewService(db), Version: "test", DataDir: dir, Registries: RegistryDeps{Store: db, Check: check}})
 	h := &harness{t: t, reg: reg}
 
+	// Without an engine nothing can check a login: refused, not kept.
+	noEngine := NewRegistry()
+	RegisterCore(noEngine, Deps{Apps: apps.NewService(db), Version: "test", DataDir: dir, Registries: RegistryDeps{Store: db}})
+	(&harness{t: t, reg: noEngine}).fails(1, "cannot be checked", "registry:login", "ghcr.io", "me", "right")
+
 	h.fails(1, "Login to ghcr.io refused: unauthorized", "registry:login", "ghcr.io", "me", "wrong")
 	h.fails(1, "Invalid registry", "registry:login", "ghcr.io/x", "me", "right")
 	h.fails(1, "Invalid registry", "registry:login", ".x", "me", "right")
