@@ -39,8 +39,8 @@ const (
 	maxArchiveEntries = 100_000
 )
 
-// ParseArchiveType checks --archive-type ("tgz" is accepted for tar.gz).
-func ParseArchiveType(t string) (string, error) {
+// parseArchiveType checks --archive-type ("tgz" is accepted for tar.gz).
+func parseArchiveType(t string) (string, error) {
 	switch t {
 	case "", ArchiveTar:
 		return ArchiveTar, nil
@@ -78,9 +78,9 @@ func refuseLinkLocal(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// FetchArchive opens an http(s) URL for git:from-archive. Only http and
+// fetchArchive opens an http(s) URL for git:from-archive. Only http and
 // https are fetched; the body is the caller's to close.
-func FetchArchive(ctx context.Context, rawURL string) (io.ReadCloser, error) {
+func fetchArchive(ctx context.Context, rawURL string) (io.ReadCloser, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, apps.Errorf(apps.ErrInvalidName, "Invalid archive URL %q: use an http:// or https:// URL, or -- to read the archive from stdin", clip(RedactURL(rawURL)))
@@ -108,12 +108,12 @@ func redactErr(err error, rawURL string) error {
 	return err
 }
 
-// ExtractArchive unpacks an archive of kind from r into dest, an empty
+// extractArchive unpacks an archive of kind from r into dest, an empty
 // directory. Entries must stay inside dest: absolute paths, "..", links
 // pointing out of the tree and special files are refused, and so is an
 // archive past the size limits. When everything sits in one top-level
 // directory (GitHub's source archives), its contents become the root.
-func ExtractArchive(r io.Reader, kind, dest string) error {
+func extractArchive(r io.Reader, kind, dest string) error {
 	realDest, err := filepath.EvalSymlinks(dest)
 	if err != nil {
 		return err
@@ -130,7 +130,7 @@ func ExtractArchive(r io.Reader, kind, dest string) error {
 	case ArchiveZip:
 		err = x.zip(r)
 	default:
-		_, err = ParseArchiveType(kind)
+		_, err = parseArchiveType(kind)
 	}
 	if err != nil {
 		return fmt.Errorf("extract the %s archive: %w", kind, err)

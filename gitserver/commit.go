@@ -21,9 +21,9 @@ import (
 	"github.com/rivetr/rivetr/apps"
 )
 
-// ValidateAuthor checks an author given on the command line: no line
+// validateAuthor checks an author given on the command line: no line
 // breaks or angle brackets, which would corrupt the commit header.
-func ValidateAuthor(a apps.GitAuthor) error {
+func validateAuthor(a apps.GitAuthor) error {
 	for _, v := range []string{a.Name, a.Email} {
 		if len(v) > 200 || strings.ContainsAny(v, "<>\r\n\x00") {
 			return apps.Errorf(apps.ErrInvalidName, "Invalid git author %q: use up to 200 characters without <, > or line breaks", clip(v))
@@ -92,7 +92,7 @@ func (r *Repos) CommitFiles(ctx context.Context, app, branch string, files map[s
 // changed is false. git:from-image and git:from-archive fill an app's
 // repository this way.
 func (r *Repos) CommitDir(_ context.Context, app, branch, dir, message string, author apps.GitAuthor) (rev, parent string, changed bool, err error) {
-	if err := ValidateAuthor(author); err != nil {
+	if err := validateAuthor(author); err != nil {
 		return "", "", false, err
 	}
 	repo, err := r.open(app)

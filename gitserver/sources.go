@@ -33,17 +33,17 @@ func (r *Repos) FromImage(ctx context.Context, app, branch, image string, author
 // http(s) URL, or "--" to read the archive from stdin. changed is false
 // when the branch holds exactly those files already.
 func (r *Repos) FromArchive(ctx context.Context, app, branch, source string, stdin io.Reader, kind string, author apps.GitAuthor) (rev, parent string, changed bool, err error) {
-	kind, err = ParseArchiveType(kind)
+	kind, err = parseArchiveType(kind)
 	if err != nil {
 		return "", "", false, err
 	}
-	if err := ValidateAuthor(author); err != nil {
+	if err := validateAuthor(author); err != nil {
 		return "", "", false, err
 	}
 	body := stdin
 	what := "an archive from stdin"
 	if source != "--" {
-		rc, err := FetchArchive(ctx, source)
+		rc, err := fetchArchive(ctx, source)
 		if err != nil {
 			return "", "", false, err
 		}
@@ -55,7 +55,7 @@ func (r *Repos) FromArchive(ctx context.Context, app, branch, source string, std
 		return "", "", false, err
 	}
 	defer os.RemoveAll(dir)
-	if err := ExtractArchive(body, kind, dir); err != nil {
+	if err := extractArchive(body, kind, dir); err != nil {
 		return "", "", false, apps.Errorf(apps.ErrDeployFailed, "%s: %v", what, err)
 	}
 	return r.CommitDir(ctx, app, branch, dir, "Deploy "+what, author)

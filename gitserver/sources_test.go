@@ -114,7 +114,7 @@ func TestExtractArchive(t *testing.T) {
 	} {
 		t.Run(tc.kind, func(t *testing.T) {
 			dir := t.TempDir()
-			if err := ExtractArchive(bytes.NewReader(tc.data), tc.kind, dir); err != nil {
+			if err := extractArchive(bytes.NewReader(tc.data), tc.kind, dir); err != nil {
 				t.Fatal(err)
 			}
 			// The one top-level directory became the root.
@@ -136,7 +136,7 @@ func TestExtractArchive(t *testing.T) {
 	// A hard link to a file extracted before is a copy; two top-level
 	// entries stay where they are.
 	dir := t.TempDir()
-	if err := ExtractArchive(bytes.NewReader(tarOf(t,
+	if err := extractArchive(bytes.NewReader(tarOf(t,
 		member{name: "a.txt", body: "a"},
 		member{name: "b.txt", kind: tar.TypeLink, link: "a.txt"},
 	)), ArchiveTar, dir); err != nil {
@@ -149,7 +149,7 @@ func TestExtractArchive(t *testing.T) {
 	// The top directory may hold an entry named like the name it steps
 	// aside under.
 	dir = t.TempDir()
-	if err := ExtractArchive(bytes.NewReader(tarOf(t,
+	if err := extractArchive(bytes.NewReader(tarOf(t,
 		member{name: "top/.rivetr-top", body: "1"},
 		member{name: "top/x", body: "2"},
 	)), ArchiveTar, dir); err != nil {
@@ -177,7 +177,7 @@ func TestExtractArchive(t *testing.T) {
 		}
 		dest := filepath.Join(outside, strings.ReplaceAll(name, " ", "-"), "dest")
 		os.MkdirAll(dest, 0o755)
-		if err := ExtractArchive(bytes.NewReader(data), kind, dest); err == nil {
+		if err := extractArchive(bytes.NewReader(data), kind, dest); err == nil {
 			t.Errorf("%s: extracted", name)
 		} else {
 			t.Logf("%s: %v", name, err)
@@ -186,10 +186,10 @@ func TestExtractArchive(t *testing.T) {
 			t.Errorf("%s: a file was written outside the destination", name)
 		}
 	}
-	if err := ExtractArchive(strings.NewReader("not a tar at all, longer than one block? no"), ArchiveTarGz, t.TempDir()); err == nil {
+	if err := extractArchive(strings.NewReader("not a tar at all, longer than one block? no"), ArchiveTarGz, t.TempDir()); err == nil {
 		t.Error("garbage as tar.gz extracted")
 	}
-	if _, err := ParseArchiveType("rar"); err == nil {
+	if _, err := parseArchiveType("rar"); err == nil {
 		t.Error("rar accepted")
 	}
 }
@@ -260,7 +260,7 @@ func TestFromArchiveAndImage(t *testing.T) {
 	if err := repos.SetBranch(ctx, "web", "main", rev2, rev); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FetchArchive(ctx, "http://169.254.169.254/latest/meta-data/"); err == nil || !strings.Contains(err.Error(), "link-local") {
+	if _, err := fetchArchive(ctx, "http://169.254.169.254/latest/meta-data/"); err == nil || !strings.Contains(err.Error(), "link-local") {
 		t.Errorf("the metadata address: %v", err)
 	}
 	for _, bad := range []struct{ source, kind string }{
@@ -402,7 +402,7 @@ func FuzzExtractArchive(f *testing.F) {
 		if err := os.MkdirAll(dest, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		ExtractArchive(bytes.NewReader(data), kinds[int(kind)%len(kinds)], dest)
+		extractArchive(bytes.NewReader(data), kinds[int(kind)%len(kinds)], dest)
 		for dir, want := range map[string]string{parent: "l1", filepath.Join(parent, "l1"): "l2", filepath.Join(parent, "l1", "l2"): "l3", filepath.Join(parent, "l1", "l2", "l3"): "dest"} {
 			entries, err := os.ReadDir(dir)
 			if err != nil {
